@@ -1,0 +1,165 @@
+//! Command-line flags: parsing with pico-args and the `--help` text. Names follow dockerd's
+//! (`--tlscacert`, `--tlscert`, `--tlskey`) so Docker users recognise them. Turning flags into
+//! a working configuration is `config`'s job.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub const HELP: &str = "\
+dockgate: mutual-TLS gateway for the Docker Engine API that enforces certificate revocation
+
+USAGE:
+    dockgate --tlscacert CA.pem --tlscert SERVER.pem --tlskey SERVER-KEY.pem --crl CRL.pem [OPTIONS]
+
+TLS:
+    --tlscacert FILE      CA bundle (PEM) that issues CLIENT certificates. Only these CAs are
+                          trusted for clients; it may differ from the issuer of --tlscert.
+    --tlscert FILE        Server certificate chain (PEM) presented to clients.
+    --tlskey FILE         Private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tlscert.
+
+REVOCATION (default: fail closed):
+    --crl FILE            Certificate revocation list, PEM or DER. Repeatable: one per CA
+                          (root and intermediates). By default every certificate of a client's
+                          chain must be covered by a CRL from its issuer, an unknown status is
+                          refused, and a CRL past its nextUpdate refuses all clients it covers.
+    --crl-leaf-only       Check only the client's own certificate, not its intermediate CAs.
+    --crl-allow-unknown   Accept certificates whose issuer has no CRL.
+    --crl-allow-expired   Keep accepting clients when a CRL is past its nextUpdate.
+    --no-crl              Run WITHOUT revocation checks (required to start without --crl).
+
+NETWORK:
+    --listen ADDR         Address to listen on, IPv4 or IPv6 ([::]:2376). Repeatable.
+                          Default: 0.0.0.0:2376. Port 0 picks a free port (logged).
+    --upstream URL        Docker's endpoint: unix:///path/docker.sock or tcp://host:port.
+                          Default: unix:///var/run/docker.sock
+
+LOGGING:
+    --log-format FORMAT   text or json (one JSON object per line). Default: text.
+                          The level comes from RUST_LOG (default: info).
+
+    -h, --help            Print this help.
+    -V, --version         Print the version.
+
+Clients use the normal docker CLI:
+    DOCKER_HOST=tcp://HOST:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=DIR docker version
+";
+
+/// The flags as given, before any file is read.
+#[derive(Debug, Default)]
+pub struct Flags {
+    pub tlscacert: Option<PathBuf>,
+    pub tlscert: Option<PathBuf>,
+    pub tlskey: Option<PathBuf>,
+    pub crls: Vec<PathBuf>,
+    pub no_crl: bool,
+    pub crl_leaf_only: bool,
+    pub crl_allow_unknown: bool,
+    pub crl_allow_expired: bool,
+    pub listen: Vec<String>,
+    pub upstream: Option<String>,
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    Run(Flags),
+    Help,
+    Version,
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
+    let mut args = pico_args::Arguments::from_vec(args);
+    if args.contains(["-h", "--help"]) {
+        return Ok(Command::Help);
+    }
+    if args.contains(["-V", "--version"]) {
+        return Ok(Command::Version);
+    }
+    let flags = Flags {
+        tlscacert: args.opt_value_from_str("--tlscacert").map_err(describe)?,
+        tlscert: args.opt_value_from_str("--tlscert").map_err(describe)?,
+        tlskey: args.opt_value_from_str("--tlskey").map_err(describe)?,
+        crls: args.values_from_str("--crl").map_err(describe)?,
+        no_crl: args.contains("--no-crl"),
+        crl_leaf_only: args.contains("--crl-leaf-only"),
+        crl_allow_unknown: args.contains("--crl-allow-unknown"),
+        crl_allow_expired: args.contains("--crl-allow-expired"),
+        listen: args.values_from_str("--listen").map_err(describe)?,
+        upstream: args.opt_value_from_str("--upstream").map_err(describe)?,
+        log_format: args.opt_value_from_str("--log-format").map_err(describe)?,
+    };
+    let rest = args.finish();
+    if let Some(unknown) = rest.first() {
+        return Err(format!(
+            "unknown argument {} (see --help)",
+            unknown.to_string_lossy()
+        ));
+    }
+    Ok(Command::Run(flags))
+}
+
+fn describe(e: pico_args::Error) -> String {
+    format!("{e} (see --help)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_strs(args: &[&str]) -> Result<Command, String> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn repeatable_flags_and_equals_syntax() {
+        let parsed = parse_strs(&[
+            "--crl",
+            "a.pem",
+            "--crl=b.pem",
+            "--listen",
+            "0.0.0.0:2376",
+            "--listen",
+            "[::]:2376",
+            "--tlscacert",
+            "ca.pem",
+            "--no-crl",
+        ]);
+        let Ok(Command::Run(flags)) = parsed else {
+            panic!("expected flags, got {parsed:?}");
+        };
+        assert_eq!(flags.crls, [PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+        assert_eq!(flags.listen, ["0.0.0.0:2376", "[::]:2376"]);
+        assert_eq!(flags.tlscacert, Some(PathBuf::from("ca.pem")));
+        assert!(flags.no_crl && !flags.crl_leaf_only);
+    }
+
+    #[test]
+    fn unknown_and_incomplete_flags_are_errors() {
+        assert!(parse_strs(&["--tlscacrt", "x"])
+            .unwrap_err()
+            .contains("--tlscacrt"));
+        assert!(parse_strs(&["--tlscert"]).is_err());
+    }
+
+    #[test]
+    fn help_mentions_every_flag() {
+        for flag in [
+            "--tlscacert",
+            "--tlscert",
+            "--tlskey",
+            "--crl ",
+            "--crl-leaf-only",
+            "--crl-allow-unknown",
+            "--crl-allow-expired",
+            "--no-crl",
+            "--listen",
+            "--upstream",
+            "--log-format",
+            "--help",
+            "--version",
+        ] {
+            assert!(HELP.contains(flag), "{flag} missing from --help");
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! One client connection, from accept to close.
+//!
+//! After the handshake, two threads share the connection:
+//! - this thread reads requests from the client, checks their framing and forwards them;
+//! - a second thread reads Docker's responses and relays them to the client.
+//!
+//! The request side tells the response side, through a queue, which request each response
+//! answers (its method decides whether a body follows) and hands it the gate's own refusals, so
+//! that every answer leaves in order. When a response switches the connection to a raw stream
+//! (`101 UPGRADED`, or the legacy `200` raw-stream answer to attach and exec start), each thread
+//! turns into one direction of a plain byte copy (see `relay`).
+//!
+//! Nothing reaches Docker before the handshake has verified the client certificate, and the
+//! upstream connection is only opened once a first complete request head has arrived.
+
+use std::io::{self, Read as _, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, warn};
+use rustls::{ServerConfig, ServerConnection};
+
+use crate::audit::{self, Client};
+use crate::http::body::{self, RelayError};
+use crate::http::head::{self, Framing, HeadError, RequestHead, MAX_HEAD};
+use crate::http::inbound::Inbound;
+use crate::http::write_error;
+use crate::net;
+use crate::relay;
+use crate::tls::identity::PeerIdentity;
+use crate::tls::stream::{self, TlsControl, TlsReader, TlsWriter};
+use crate::tls::verifier::{refusal_reason, take_refused_identity};
+use crate::upstream::{Upstream, UpstreamRead, UpstreamWrite};
+
+/// A client that connects but does not finish the handshake is dropped after this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the gate has said its last word on a connection, the client gets this long to close
+/// its side; reading what it still sends keeps the kernel from resetting the connection before
+/// the client has read the gate's answer.
+const LINGER: Duration = Duration::from_secs(5);
+const LINGER_MAX_BYTES: u64 = 1 << 20;
+/// Stack of the response thread: parsing and copying only, all buffers live on the heap.
+const RESPONSE_THREAD_STACK: usize = 128 * 1024;
+
+/// What every connection needs from the running gate.
+pub struct Gate {
+    pub tls: Arc<ServerConfig>,
+    pub upstream: Upstream,
+}
+
+/// Serves one accepted TCP connection until both directions have ended.
+pub fn serve(gate: &Gate, tcp: TcpStream, peer: SocketAddr) {
+    net::tune_socket(&tcp);
+    let Some((tls, identity)) = handshake(gate.tls.clone(), &tcp, peer) else {
+        return;
+    };
+    debug!(
+        "handshake ok peer={peer} subject=\"{}\" serial={}",
+        identity.subject, identity.serial
+    );
+    let client = Arc::new(Client { peer, identity });
+    let (reader, writer, control) = match stream::split(tls, tcp) {
+        Ok(halves) => halves,
+        Err(e) => return error!("peer={peer}: cannot share the socket between threads: {e}"),
+    };
+    Connection {
+        client,
+        inbound: Inbound::new(reader, MAX_HEAD),
+        control,
+    }
+    .run(&gate.upstream, writer);
+}
+
+/// Runs the TLS handshake with a deadline; logs and returns `None` when the client is refused.
+fn handshake(
+    config: Arc<ServerConfig>,
+    tcp: &TcpStream,
+    peer: SocketAddr,
+) -> Option<(ServerConnection, PeerIdentity)> {
+    let _ = tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let _ = tcp.set_write_timeout(Some(HANDSHAKE_TIMEOUT));
+    let mut tls = match ServerConnection::new(config) {
+        Ok(tls) => tls,
+        Err(e) => {
+            error!("peer={peer}: cannot create a TLS session: {e}");
+            return None;
+        }
+    };
+    let mut io = tcp;
+    while tls.is_handshaking() {
+        if let Err(e) = tls.complete_io(&mut io) {
+            let reason = describe_handshake_failure(&e);
+            audit::handshake_refused(peer, &reason, take_refused_identity().as_ref());
+            return None;
+        }
+    }
+    // Hijacked sessions and /events streams may be idle for hours: no timeouts from here on.
+    // (SO_RCVTIMEO is shared by every clone of the socket, so this must happen before the split.)
+    let _ = tcp.set_read_timeout(None);
+    let _ = tcp.set_write_timeout(None);
+    let identity = tls
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| PeerIdentity::from_der(leaf));
+    match identity {
+        Some(identity) => Some((tls, identity)),
+        None => {
+            // Unreachable with a mandatory client verifier; refuse rather than trust that.
+            audit::handshake_refused(peer, "no client certificate", None);
+            None
+        }
+    }
+}
+
+fn describe_handshake_failure(e: &io::Error) -> String {
+    if let Some(tls_error) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return refusal_reason(tls_error);
+    }
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "handshake timed out".into(),
+        io::ErrorKind::UnexpectedEof => "client closed the connection during the handshake".into(),
+        _ => format!("network error during the handshake: {e}"),
+    }
+}
+
+/// The authenticated connection, on the request side.
+struct Connection {
+    client: Arc<Client>,
+    inbound: Inbound<TlsReader>,
+    control: TlsControl,
+}
+
+/// What the request side hands the response side, in request order.
+enum Pending {
+    /// A request now on its way to Docker; its response comes next.
+    Forwarded(Forwarded),
+    /// A request the gate refuses: answer it after the earlier responses, then close.
+    Refused { status: u16, message: String },
+}
+
+struct Forwarded {
+    method: String,
+    target: String,
+    may_hijack: bool,
+    started: Instant,
+    /// Filled in by the request side as the body goes through.
+    bytes_in: Arc<AtomicU64>,
+}
+
+/// How the request side stopped.
+enum RequestsEnd {
+    /// The client ended its side between requests.
+    ClientDone,
+    /// The client or the connection failed; the upstream must not wait for more.
+    Broken,
+    /// The gate refused a request; the response side answers and closes.
+    Refused,
+    /// A response switched the connection to a raw stream.
+    Hijacked,
+}
+
+/// How the response side stopped, with what the session log needs.
+struct Hijack {
+    method: String,
+    target: String,
+    started: Instant,
+    bytes_in: Arc<AtomicU64>,
+    bytes_out: u64,
+}
+
+impl Connection {
+    fn run(mut self, upstream: &Upstream, mut writer: TlsWriter) {
+        let first = match head::read_request(&mut self.inbound) {
+            Ok(Some(first)) => first,
+            Ok(None) => return,
+            Err(e) => {
+                if let Some((status, message)) = self.refusal(&e) {
+                    let _ = write_error(&mut writer, status, &message);
+                }
+                return self.close(writer);
+            }
+        };
+        let conn = match upstream.connect() {
+            Ok(conn) => conn,
+            Err(e) => {
+                let message = format!("dockgate: cannot reach Docker at {upstream}: {e}");
+                error!("peer={}: {message}", self.client.peer);
+                let _ = write_error(&mut writer, 502, &message);
+                audit::request(&audit::Exchange {
+                    client: &self.client,
+                    method: &first.method,
+                    target: &first.target,
+                    status: 502,
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    started: Instant::now(),
+                });
+                return self.close(writer);
+            }
+        };
+
+        let (queue, pending) = mpsc::channel();
+        let (verdict_tx, verdicts) = mpsc::channel();
+        let responses = ResponseSide {
+            client: self.client.clone(),
+            upstream: Inbound::new(conn.reader, MAX_HEAD),
+            writer,
+            control: self.control.clone(),
+            verdicts: verdict_tx,
+        };
+        let response_thread = match thread::Builder::new()
+            .name("dockgate-responses".into())
+            .stack_size(RESPONSE_THREAD_STACK)
+            .spawn(move || responses.run(pending))
+        {
+            Ok(handle) => handle,
+            Err(e) => return error!("peer={}: cannot start a thread: {e}", self.client.peer),
+        };
+
+        let mut upstream_writer = conn.writer;
+        let end = self.forward_requests(first, &mut *upstream_writer, &queue, &verdicts);
+        drop(queue);
+        let bytes_in_raw = match end {
+            RequestsEnd::Hijacked => {
+                relay::client_to_upstream(&mut self.inbound, &mut *upstream_writer)
+            }
+            RequestsEnd::ClientDone => {
+                // Like a direct client closing its socket: dockerd ends what it was streaming.
+                let _ = upstream_writer.close_write();
+                0
+            }
+            RequestsEnd::Refused => 0,
+            RequestsEnd::Broken => {
+                upstream_writer.abort();
+                0
+            }
+        };
+        let hijack = response_thread.join().unwrap_or(None);
+        if let Some(session) = hijack {
+            session.bytes_in.fetch_add(bytes_in_raw, Ordering::Relaxed);
+            audit::session_end(&audit::Exchange {
+                client: &self.client,
+                method: &session.method,
+                target: &session.target,
+                status: 101,
+                bytes_in: session.bytes_in.load(Ordering::Relaxed),
+                bytes_out: session.bytes_out,
+                started: session.started,
+            });
+        }
+        self.linger();
+    }
+
+    /// Forwards requests until the client is done, something breaks, or the connection is
+    /// hijacked.
+    fn forward_requests(
+        &mut self,
+        first: RequestHead,
+        upstream: &mut dyn UpstreamWrite,
+        queue: &Sender<Pending>,
+        verdicts: &Receiver<bool>,
+    ) -> RequestsEnd {
+        let mut request = first;
+        loop {
+            let bytes_in = Arc::new(AtomicU64::new(0));
+            let forwarded = Forwarded {
+                method: std::mem::take(&mut request.method),
+                target: std::mem::take(&mut request.target),
+                may_hijack: request.may_hijack,
+                started: Instant::now(),
+                bytes_in: bytes_in.clone(),
+            };
+            if queue.send(Pending::Forwarded(forwarded)).is_err() {
+                return RequestsEnd::Broken;
+            }
+            if let Err(e) = self.forward_one(&request, upstream, &bytes_in) {
+                warn!("peer={}: request not forwarded: {e}", self.client.peer);
+                return RequestsEnd::Broken;
+            }
+            if request.may_hijack {
+                // The client sends raw bytes only after a 101, so nothing more may be parsed
+                // as HTTP until the response side has seen the answer.
+                match verdicts.recv() {
+                    Ok(true) => return RequestsEnd::Hijacked,
+                    Ok(false) => {}
+                    Err(_) => return RequestsEnd::Broken,
+                }
+            }
+            request = match head::read_request(&mut self.inbound) {
+                Ok(Some(next)) => next,
+                Ok(None) => return RequestsEnd::ClientDone,
+                Err(e) => {
+                    return match self.refusal(&e) {
+                        Some((status, message)) => {
+                            let _ = queue.send(Pending::Refused { status, message });
+                            RequestsEnd::Refused
+                        }
+                        None => RequestsEnd::Broken,
+                    }
+                }
+            };
+        }
+    }
+
+    /// Sends one request head unchanged and relays its body.
+    fn forward_one(
+        &mut self,
+        request: &RequestHead,
+        upstream: &mut dyn UpstreamWrite,
+        bytes_in: &AtomicU64,
+    ) -> Result<(), RelayError> {
+        upstream
+            .write_all(&self.inbound.buffered()[..request.len])
+            .map_err(RelayError::Sink)?;
+        self.inbound.consume(request.len);
+        let sent = match request.framing {
+            Framing::None => 0,
+            Framing::Length(n) => body::relay_length(&mut self.inbound, upstream, n)?,
+            Framing::Chunked => body::relay_chunked(&mut self.inbound, upstream)?,
+            Framing::UntilClose => unreachable!("requests are never close-delimited"),
+        };
+        bytes_in.store(sent, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The answer to a request head the gate refuses; `None` when the client just went away.
+    fn refusal(&self, e: &HeadError) -> Option<(u16, String)> {
+        let (status, message) = match e {
+            HeadError::Malformed(why) => (400, format!("dockgate: bad request: {why}")),
+            HeadError::TooLarge => (
+                431,
+                format!("dockgate: request head larger than {} KiB", MAX_HEAD / 1024),
+            ),
+            HeadError::Truncated | HeadError::Io(_) => return None,
+        };
+        warn!(target: "dockgate::audit",
+            peer:% = self.client.peer,
+            subject = self.client.identity.subject.as_str(),
+            serial = self.client.identity.serial.as_str(),
+            status = status,
+            reason = message.as_str();
+            "request refused");
+        Some((status, message))
+    }
+
+    fn close(self, mut writer: TlsWriter) {
+        let _ = writer.shutdown_write();
+        self.control.set_read_timeout(Some(LINGER));
+        self.linger();
+    }
+
+    /// Reads (and drops) what the client still sends, until it closes or `LINGER` passes.
+    fn linger(mut self) {
+        let mut sink = io::sink();
+        let _ = io::copy(&mut (&mut self.inbound).take(LINGER_MAX_BYTES), &mut sink);
+    }
+}
+
+/// The response side: owns the writing half toward the client.
+struct ResponseSide {
+    client: Arc<Client>,
+    upstream: Inbound<Box<dyn UpstreamRead>>,
+    writer: TlsWriter,
+    control: TlsControl,
+    verdicts: Sender<bool>,
+}
+
+/// How one response ended.
+enum ResponseEnd {
+    /// Complete; the connection can carry another exchange.
+    KeepAlive,
+    /// Complete, but the connection cannot carry more (close-delimited body, 502, ...).
+    Close,
+    /// The connection is now a raw stream.
+    Hijacked,
+}
+
+impl ResponseSide {
+    fn run(mut self, pending: Receiver<Pending>) -> Option<Hijack> {
+        for item in pending {
+            match item {
+                Pending::Refused { status, message } => {
+                    let _ = write_error(&mut self.writer, status, &message);
+                    break;
+                }
+                Pending::Forwarded(request) => match self.relay_response(&request) {
+                    ResponseEnd::KeepAlive => continue,
+                    ResponseEnd::Close => break,
+                    ResponseEnd::Hijacked => return Some(self.run_hijacked(request)),
+                },
+            }
+        }
+        // Docker will not be read any more: unblock a request side still writing to it, and
+        // close toward the client, leaving it `LINGER` to close its side.
+        self.upstream.get_ref().abort();
+        let _ = self.writer.shutdown_write();
+        self.control.set_read_timeout(Some(LINGER));
+        None
+    }
+
+    /// Relays interim responses and the final response of one request.
+    fn relay_response(&mut self, request: &Forwarded) -> ResponseEnd {
+        loop {
+            let response = match head::read_response(&mut self.upstream, &request.method) {
+                Ok(Some(response)) => response,
+                Ok(None) => {
+                    return self
+                        .bad_gateway(request, "Docker closed the connection without answering")
+                }
+                Err(HeadError::Io(e)) => {
+                    return self
+                        .bad_gateway(request, &format!("reading Docker's answer failed: {e}"))
+                }
+                Err(HeadError::Malformed(why)) => {
+                    return self.bad_gateway(request, &format!("invalid answer from Docker: {why}"))
+                }
+                Err(HeadError::TooLarge | HeadError::Truncated) => {
+                    return self.bad_gateway(
+                        request,
+                        "invalid answer from Docker: truncated or oversized head",
+                    )
+                }
+            };
+            let hijacked = request.may_hijack
+                && (response.status == 101
+                    || (response.status == 200
+                        && response.raw_stream
+                        && response.framing == Framing::UntilClose));
+            let interim = (100..200).contains(&response.status) && !hijacked;
+            if request.may_hijack && !interim {
+                // Tell the request side whether to keep parsing HTTP or to copy raw bytes.
+                let _ = self.verdicts.send(hijacked);
+            }
+            if hijacked {
+                audit::session_start(
+                    &self.client,
+                    &request.method,
+                    &request.target,
+                    response.status,
+                );
+                let head_len = response.len;
+                if self
+                    .writer
+                    .write_all(&self.upstream.buffered()[..head_len])
+                    .is_err()
+                {
+                    return ResponseEnd::Close;
+                }
+                self.upstream.consume(head_len);
+                return ResponseEnd::Hijacked;
+            }
+            if interim {
+                // 100 Continue and friends: forward, then wait for the final response.
+                if self
+                    .writer
+                    .write_all(&self.upstream.buffered()[..response.len])
+                    .is_err()
+                {
+                    return ResponseEnd::Close;
+                }
+                self.upstream.consume(response.len);
+                continue;
+            }
+            return self.relay_final(request, response);
+        }
+    }
+
+    fn relay_final(&mut self, request: &Forwarded, response: head::ResponseHead) -> ResponseEnd {
+        let relayed = match response.framing {
+            // Head and a body that is already here leave in one write: one TLS record for
+            // the common small JSON answer.
+            Framing::Length(n) if (self.upstream.buffered().len() - response.len) as u64 >= n => {
+                let total = response.len + n as usize;
+                let result = self.writer.write_all(&self.upstream.buffered()[..total]);
+                self.upstream.consume(total);
+                result.map(|()| n).map_err(RelayError::Sink)
+            }
+            framing => self.relay_head_then_body(response.len, framing),
+        };
+        let keep_alive = response.framing != Framing::UntilClose;
+        let (bytes_out, end) = match relayed {
+            Ok(n) => (
+                n,
+                if keep_alive {
+                    ResponseEnd::KeepAlive
+                } else {
+                    ResponseEnd::Close
+                },
+            ),
+            Err(e) => {
+                debug!(
+                    "peer={}: response to {} {} cut: {e}",
+                    self.client.peer, request.method, request.target
+                );
+                (0, ResponseEnd::Close)
+            }
+        };
+        audit::request(&audit::Exchange {
+            client: &self.client,
+            method: &request.method,
+            target: &request.target,
+            status: response.status,
+            bytes_in: request.bytes_in.load(Ordering::Relaxed),
+            bytes_out,
+            started: request.started,
+        });
+        end
+    }
+
+    fn relay_head_then_body(
+        &mut self,
+        head_len: usize,
+        framing: Framing,
+    ) -> Result<u64, RelayError> {
+        self.writer
+            .write_all(&self.upstream.buffered()[..head_len])
+            .map_err(RelayError::Sink)?;
+        self.upstream.consume(head_len);
+        match framing {
+            Framing::None => Ok(0),
+            Framing::Length(n) => body::relay_length(&mut self.upstream, &mut self.writer, n),
+            Framing::Chunked => body::relay_chunked(&mut self.upstream, &mut self.writer),
+            Framing::UntilClose => body::relay_until_eof(&mut self.upstream, &mut self.writer),
+        }
+    }
+
+    /// Answers 502 when Docker failed before the response head; the connection then closes.
+    fn bad_gateway(&mut self, request: &Forwarded, why: &str) -> ResponseEnd {
+        let message = format!("dockgate: {why}");
+        warn!(
+            "peer={}: {} {}: {message}",
+            self.client.peer, request.method, request.target
+        );
+        if request.may_hijack {
+            let _ = self.verdicts.send(false);
+        }
+        let _ = write_error(&mut self.writer, 502, &message);
+        audit::request(&audit::Exchange {
+            client: &self.client,
+            method: &request.method,
+            target: &request.target,
+            status: 502,
+            bytes_in: request.bytes_in.load(Ordering::Relaxed),
+            bytes_out: 0,
+            started: request.started,
+        });
+        ResponseEnd::Close
+    }
+
+    /// Copies Docker's side of a raw stream to the client until Docker ends it.
+    fn run_hijacked(mut self, request: Forwarded) -> Hijack {
+        let bytes_out =
+            relay::upstream_to_client(&mut self.upstream, &mut self.writer, &self.control);
+        Hijack {
+            method: request.method,
+            target: request.target,
+            started: request.started,
+            bytes_in: request.bytes_in,
+            bytes_out,
+        }
+    }
+}

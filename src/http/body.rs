@@ -1,0 +1,211 @@
+//! Relaying message bodies as they arrive: every read is written on at once, so streams such as
+//! `logs -f`, `/events` and `/containers/{id}/wait` reach the client without delay, and a body of
+//! any size passes through a bounded buffer.
+//!
+//! Chunked bodies are re-chunked: each piece that arrives becomes one chunk on the other side,
+//! written with its size line and CRLF in a single write. The output is therefore always
+//! well-formed, whatever chunk sizes or extensions the sender used.
+
+use std::io::{self, Read, Write};
+
+use super::inbound::Inbound;
+
+/// Chunk-size lines and trailer lines longer than this are refused.
+const MAX_LINE: usize = 4096;
+/// All trailer lines of one chunked body together.
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// Which side failed, so the caller knows whom to blame and what is still usable.
+#[derive(Debug)]
+pub enum RelayError {
+    /// Reading the source failed, or it ended early.
+    Source(io::Error),
+    /// Writing to the destination failed.
+    Sink(io::Error),
+    /// The source sent bytes that are not valid chunked encoding.
+    Malformed(&'static str),
+}
+
+impl std::fmt::Display for RelayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelayError::Source(e) => write!(f, "reading: {e}"),
+            RelayError::Sink(e) => write!(f, "writing: {e}"),
+            RelayError::Malformed(why) => write!(f, "malformed chunked body: {why}"),
+        }
+    }
+}
+
+fn ended_early() -> RelayError {
+    RelayError::Source(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "connection closed in the middle of a body",
+    ))
+}
+
+/// Relays exactly `length` bytes. Returns the byte count.
+pub fn relay_length<R: Read, W: Write + ?Sized>(
+    src: &mut Inbound<R>,
+    dst: &mut W,
+    length: u64,
+) -> Result<u64, RelayError> {
+    let mut remaining = length;
+    while remaining > 0 {
+        let available = src.fill().map_err(RelayError::Source)?;
+        if available.is_empty() {
+            return Err(ended_early());
+        }
+        let n = available
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        dst.write_all(&available[..n]).map_err(RelayError::Sink)?;
+        src.consume(n);
+        remaining -= n as u64;
+    }
+    Ok(length)
+}
+
+/// Relays everything until the source ends. Returns the byte count.
+pub fn relay_until_eof<R: Read, W: Write + ?Sized>(
+    src: &mut Inbound<R>,
+    dst: &mut W,
+) -> Result<u64, RelayError> {
+    let mut total = 0;
+    loop {
+        let available = src.fill().map_err(RelayError::Source)?;
+        if available.is_empty() {
+            return Ok(total);
+        }
+        let n = available.len();
+        dst.write_all(available).map_err(RelayError::Sink)?;
+        src.consume(n);
+        total += n as u64;
+    }
+}
+
+/// Relays a chunked body up to and including its trailers. Returns the payload byte count.
+pub fn relay_chunked<R: Read, W: Write + ?Sized>(
+    src: &mut Inbound<R>,
+    dst: &mut W,
+) -> Result<u64, RelayError> {
+    let mut out = Vec::new();
+    let mut total = 0;
+    loop {
+        let size = read_chunk_size(src)?;
+        if size == 0 {
+            return finish_chunked(src, dst, &mut out).map(|()| total);
+        }
+        let mut remaining = size;
+        while remaining > 0 {
+            let available = src.fill().map_err(RelayError::Source)?;
+            if available.is_empty() {
+                return Err(ended_early());
+            }
+            let n = available
+                .len()
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            out.clear();
+            write!(out, "{n:x}\r\n").expect("writing to a Vec");
+            out.extend_from_slice(&available[..n]);
+            out.extend_from_slice(b"\r\n");
+            src.consume(n);
+            dst.write_all(&out).map_err(RelayError::Sink)?;
+            remaining -= n as u64;
+            total += n as u64;
+        }
+        match src.read_line(MAX_LINE).map_err(RelayError::Source)? {
+            Some(line) if line.is_empty() => {}
+            Some(_) => return Err(RelayError::Malformed("chunk data longer than its size")),
+            None => return Err(ended_early()),
+        }
+    }
+}
+
+/// Parses `1a2b[;extensions]`.
+fn read_chunk_size<R: Read>(src: &mut Inbound<R>) -> Result<u64, RelayError> {
+    let line = src
+        .read_line(MAX_LINE)
+        .map_err(RelayError::Source)?
+        .ok_or_else(ended_early)?;
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+    let digits = std::str::from_utf8(digits)
+        .map_err(|_| RelayError::Malformed("chunk size is not text"))?
+        .trim_matches([' ', '\t']);
+    if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(RelayError::Malformed("invalid chunk size"));
+    }
+    u64::from_str_radix(digits, 16).map_err(|_| RelayError::Malformed("invalid chunk size"))
+}
+
+/// Copies the trailer section and writes the last chunk.
+fn finish_chunked<R: Read, W: Write + ?Sized>(
+    src: &mut Inbound<R>,
+    dst: &mut W,
+    out: &mut Vec<u8>,
+) -> Result<(), RelayError> {
+    out.clear();
+    out.extend_from_slice(b"0\r\n");
+    loop {
+        let line = src
+            .read_line(MAX_LINE)
+            .map_err(RelayError::Source)?
+            .ok_or_else(ended_early)?;
+        if line.is_empty() {
+            break;
+        }
+        if out.len() + line.len() > MAX_TRAILERS {
+            return Err(RelayError::Malformed("trailers too large"));
+        }
+        out.extend_from_slice(&line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    dst.write_all(out).map_err(RelayError::Sink)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rechunk(input: &[u8]) -> Result<(Vec<u8>, u64), RelayError> {
+        let mut src = Inbound::new(input, 1024);
+        let mut out = Vec::new();
+        relay_chunked(&mut src, &mut out).map(|n| (out, n))
+    }
+
+    #[test]
+    fn chunked_bodies_are_reframed_with_trailers_kept() {
+        let (out, n) =
+            rechunk(b"5;name=x\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT").unwrap();
+        assert_eq!(n, 11);
+        assert_eq!(out, b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n");
+    }
+
+    #[test]
+    fn broken_chunked_bodies_are_refused() {
+        assert!(matches!(rechunk(b"zz\r\n"), Err(RelayError::Malformed(_))));
+        assert!(matches!(
+            rechunk(b"2\r\nabc\r\n0\r\n\r\n"),
+            Err(RelayError::Malformed(_))
+        ));
+        assert!(matches!(rechunk(b"5\r\nab"), Err(RelayError::Source(_))));
+        assert!(matches!(
+            rechunk(b"11111111111111111\r\n"),
+            Err(RelayError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn length_bodies_stop_at_the_length() {
+        let mut src = Inbound::new(&b"abcdefNEXT"[..], 1024);
+        let mut out = Vec::new();
+        assert_eq!(relay_length(&mut src, &mut out, 6).unwrap(), 6);
+        assert_eq!(out, b"abcdef");
+        assert_eq!(src.buffered(), b"NEXT");
+        let mut short = Inbound::new(&b"abc"[..], 1024);
+        assert!(matches!(
+            relay_length(&mut short, &mut out, 6),
+            Err(RelayError::Source(_))
+        ));
+    }
+}

@@ -1,0 +1,388 @@
+//! Parsing request and response heads with httparse, and deciding how each message is framed.
+//!
+//! The head bytes themselves are forwarded unchanged; what is extracted here is only what the
+//! gate needs to frame the body, decide about hijacking, and write the audit line. Ambiguous
+//! request framing is refused, because the gate and dockerd must agree on where a request ends
+//! (CVE-2024-41110 was an AuthZ bypass through a length mismatch).
+
+use std::io::{self, Read};
+
+use super::inbound::Inbound;
+
+/// The largest request or response head accepted (a bigger request head is answered 431).
+pub const MAX_HEAD: usize = 64 * 1024;
+/// BuildKit's /session request repeats X-Docker-Expose-Session-* headers many times.
+const MAX_HEADERS: usize = 512;
+
+/// How a message body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    /// Response only: the body runs until the upstream closes the connection.
+    UntilClose,
+}
+
+/// Why a request head was refused; each maps to a status code.
+#[derive(Debug)]
+pub enum HeadError {
+    /// Not HTTP, or framing the gate refuses to guess about: 400.
+    Malformed(String),
+    /// The head exceeded `MAX_HEAD` or `MAX_HEADERS`: 431.
+    TooLarge,
+    /// The stream ended in the middle of a head.
+    Truncated,
+    Io(io::Error),
+}
+
+impl From<io::Error> for HeadError {
+    fn from(e: io::Error) -> Self {
+        HeadError::Io(e)
+    }
+}
+
+/// What the gate keeps of a request head.
+#[derive(Debug)]
+pub struct RequestHead {
+    pub method: String,
+    /// The request target as sent: path and query.
+    pub target: String,
+    pub framing: Framing,
+    /// The response may turn the connection into a raw stream: an `Upgrade` request, or an
+    /// attach / exec start, which old clients send without `Upgrade` and get a raw `200`.
+    pub may_hijack: bool,
+    /// The head's length in the reader's buffer.
+    pub len: usize,
+}
+
+/// What the gate keeps of a response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub framing: Framing,
+    /// `Content-Type: application/vnd.docker.raw-stream` or `...multiplexed-stream`.
+    pub raw_stream: bool,
+    pub len: usize,
+}
+
+/// Reads the next request head. `Ok(None)` when the client closed between requests.
+pub fn read_request<R: Read>(inbound: &mut Inbound<R>) -> Result<Option<RequestHead>, HeadError> {
+    loop {
+        let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(inbound.buffered()) {
+            Ok(httparse::Status::Complete(len)) => return request_head(&request, len).map(Some),
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(e) => return Err(HeadError::Malformed(format!("malformed request head: {e}"))),
+        }
+        match inbound.read_more()? {
+            None => return Err(HeadError::TooLarge),
+            Some(0) if inbound.buffered().is_empty() => return Ok(None),
+            Some(0) => return Err(HeadError::Truncated),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Reads the next response head. `Ok(None)` when the upstream closed before sending one.
+pub fn read_response<R: Read>(
+    inbound: &mut Inbound<R>,
+    request_method: &str,
+) -> Result<Option<ResponseHead>, HeadError> {
+    loop {
+        let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(inbound.buffered()) {
+            Ok(httparse::Status::Complete(len)) => {
+                return response_head(&response, len, request_method).map(Some)
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(e) => {
+                return Err(HeadError::Malformed(format!(
+                    "malformed response head: {e}"
+                )))
+            }
+        }
+        match inbound.read_more()? {
+            None => return Err(HeadError::TooLarge),
+            Some(0) if inbound.buffered().is_empty() => return Ok(None),
+            Some(0) => return Err(HeadError::Truncated),
+            Some(_) => {}
+        }
+    }
+}
+
+fn request_head(request: &httparse::Request<'_, '_>, len: usize) -> Result<RequestHead, HeadError> {
+    let method = request.method.unwrap_or_default().to_string();
+    let target = request.path.unwrap_or_default().to_string();
+    let framing = request_framing(request.headers)?;
+    let upgrade = request
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("upgrade"));
+    let may_hijack = upgrade || (method == "POST" && is_attach_or_exec_start(&target));
+    Ok(RequestHead {
+        method,
+        target,
+        framing,
+        may_hijack,
+        len,
+    })
+}
+
+/// Request bodies: exactly one of Content-Length (all values equal) or `Transfer-Encoding:
+/// chunked`, or neither. Everything else is refused.
+fn request_framing(headers: &[httparse::Header<'_>]) -> Result<Framing, HeadError> {
+    let (lengths, encodings) = framing_headers(headers);
+    if !encodings.is_empty() && !lengths.is_empty() {
+        return Err(HeadError::Malformed(
+            "both Content-Length and Transfer-Encoding".into(),
+        ));
+    }
+    if !encodings.is_empty() {
+        return if encodings.len() == 1 && encodings[0].eq_ignore_ascii_case("chunked") {
+            Ok(Framing::Chunked)
+        } else {
+            Err(HeadError::Malformed(format!(
+                "unsupported Transfer-Encoding: {}",
+                encodings.join(", ")
+            )))
+        };
+    }
+    match content_length(&lengths).map_err(HeadError::Malformed)? {
+        Some(0) | None => Ok(Framing::None),
+        Some(n) => Ok(Framing::Length(n)),
+    }
+}
+
+/// Response bodies, as RFC 9112 section 6.3 orders the rules.
+fn response_head(
+    response: &httparse::Response<'_, '_>,
+    len: usize,
+    request_method: &str,
+) -> Result<ResponseHead, HeadError> {
+    let status = response.code.unwrap_or_default();
+    let raw_stream = response.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("content-type")
+            && std::str::from_utf8(h.value).is_ok_and(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                v.starts_with("application/vnd.docker.raw-stream")
+                    || v.starts_with("application/vnd.docker.multiplexed-stream")
+            })
+    });
+    let (lengths, encodings) = framing_headers(response.headers);
+    let framing = if request_method == "HEAD"
+        || (100..200).contains(&status)
+        || status == 204
+        || status == 304
+    {
+        Framing::None
+    } else if let Some(last) = encodings.last() {
+        if last.eq_ignore_ascii_case("chunked") {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else {
+        match content_length(&lengths).map_err(HeadError::Malformed)? {
+            Some(0) => Framing::None,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        }
+    };
+    Ok(ResponseHead {
+        status,
+        framing,
+        raw_stream,
+        len,
+    })
+}
+
+/// The values of every Content-Length header and every Transfer-Encoding list element.
+fn framing_headers<'h>(headers: &'h [httparse::Header<'_>]) -> (Vec<&'h [u8]>, Vec<String>) {
+    let mut lengths = Vec::new();
+    let mut encodings = Vec::new();
+    for header in headers {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            lengths.push(header.value);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            let value = String::from_utf8_lossy(header.value);
+            encodings.extend(
+                value
+                    .split(',')
+                    .map(|e| e.trim().to_string())
+                    .filter(|e| !e.is_empty()),
+            );
+            if value.trim().is_empty() {
+                encodings.push(String::new());
+            }
+        }
+    }
+    (lengths, encodings)
+}
+
+/// All Content-Length values must be plain decimal and equal.
+fn content_length(values: &[&[u8]]) -> Result<Option<u64>, String> {
+    let mut found: Option<u64> = None;
+    for raw in values {
+        let text = std::str::from_utf8(raw).unwrap_or("").trim();
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "invalid Content-Length: {}",
+                String::from_utf8_lossy(raw)
+            ));
+        }
+        let n: u64 = text
+            .parse()
+            .map_err(|_| format!("Content-Length too large: {text}"))?;
+        match found {
+            Some(previous) if previous != n => {
+                return Err(format!(
+                    "conflicting Content-Length values {previous} and {n}"
+                ))
+            }
+            _ => found = Some(n),
+        }
+    }
+    Ok(found)
+}
+
+/// `/containers/{id}/attach` and `/exec/{id}/start`, with or without a `/v1.NN` prefix.
+fn is_attach_or_exec_start(target: &str) -> bool {
+    let path = target.split('?').next().unwrap_or("");
+    let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if segments
+        .first()
+        .is_some_and(|s| s.starts_with('v') && s[1..].contains('.'))
+    {
+        segments.remove(0);
+    }
+    matches!(
+        segments.as_slice(),
+        ["containers", _, "attach"] | ["exec", _, "start"]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_request(raw: &str) -> Result<Option<RequestHead>, HeadError> {
+        read_request(&mut Inbound::new(raw.as_bytes(), MAX_HEAD))
+    }
+
+    fn framing_of(raw: &str) -> Framing {
+        parse_request(raw).unwrap().unwrap().framing
+    }
+
+    fn refused(raw: &str) -> String {
+        match parse_request(raw) {
+            Err(HeadError::Malformed(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_framing_rules() {
+        assert_eq!(
+            framing_of("GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Framing::None
+        );
+        assert_eq!(
+            framing_of("POST /a HTTP/1.1\r\nContent-Length: 12\r\n\r\n"),
+            Framing::Length(12)
+        );
+        assert_eq!(
+            framing_of("POST /a HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n"),
+            Framing::Length(5)
+        );
+        assert_eq!(
+            framing_of("POST /build HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"),
+            Framing::Chunked
+        );
+    }
+
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        assert!(refused(
+            "POST /a HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .contains("both"));
+        assert!(
+            refused("POST /a HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n")
+                .contains("conflicting")
+        );
+        assert!(
+            refused("POST /a HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+                .contains("unsupported")
+        );
+        assert!(refused(
+            "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .contains("unsupported"));
+        assert!(refused("POST /a HTTP/1.1\r\nContent-Length: +5\r\n\r\n").contains("invalid"));
+        assert!(
+            refused("POST /a HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n")
+                .contains("too large")
+        );
+        assert!(matches!(
+            parse_request("hello there\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn oversized_heads_are_too_large() {
+        let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        assert!(matches!(parse_request(&big), Err(HeadError::TooLarge)));
+    }
+
+    #[test]
+    fn clean_eof_between_requests_is_not_an_error() {
+        assert!(parse_request("").unwrap().is_none());
+        assert!(matches!(
+            parse_request("GET / HTTP/1.1\r\n"),
+            Err(HeadError::Truncated)
+        ));
+    }
+
+    #[test]
+    fn hijack_candidates() {
+        let hijack = |raw: &str| parse_request(raw).unwrap().unwrap().may_hijack;
+        assert!(hijack(
+            "POST /v1.41/containers/abc/attach?stream=1 HTTP/1.1\r\n\r\n"
+        ));
+        assert!(hijack(
+            "POST /exec/abc/start HTTP/1.1\r\nContent-Length: 2\r\n\r\n"
+        ));
+        assert!(hijack(
+            "POST /session HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+        ));
+        assert!(!hijack("GET /v1.41/containers/abc/attach HTTP/1.1\r\n\r\n"));
+        assert!(!hijack("POST /v1.41/containers/create HTTP/1.1\r\n\r\n"));
+    }
+
+    #[test]
+    fn response_framing_rules() {
+        let parse = |raw: &str, method: &str| {
+            read_response(&mut Inbound::new(raw.as_bytes(), MAX_HEAD), method)
+                .unwrap()
+                .unwrap()
+        };
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK";
+        assert_eq!(parse(ok, "GET").framing, Framing::Length(2));
+        assert_eq!(parse(ok, "HEAD").framing, Framing::None);
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(parse(chunked, "GET").framing, Framing::Chunked);
+        let upgraded = "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+        let head = parse(upgraded, "POST");
+        assert_eq!((head.status, head.raw_stream), (101, true));
+        let legacy =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n";
+        let head = parse(legacy, "POST");
+        assert_eq!((head.framing, head.raw_stream), (Framing::UntilClose, true));
+    }
+}

@@ -1,0 +1,186 @@
+//! Reading certificates, keys and CRLs from disk.
+//!
+//! Every error names the flag and the file, because the person reading it is an operator who passed
+//! several files on one command line. Certificates and CRLs are accepted as PEM or DER; keys as PEM.
+
+use std::fmt;
+use std::path::Path;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::revocation_list::CertificateRevocationList;
+use x509_parser::time::ASN1Time;
+
+/// A problem with one input file, already phrased for the operator.
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+fn err(flag: &str, path: &Path, problem: impl fmt::Display) -> LoadError {
+    LoadError(format!("{flag} {}: {problem}", path.display()))
+}
+
+fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|e| err(flag, path, format!("cannot read: {e}")))
+}
+
+fn looks_like_pem(bytes: &[u8]) -> bool {
+    bytes.windows(11).any(|w| w == b"-----BEGIN ")
+}
+
+/// Loads one or more certificates (a chain or a CA bundle). At least one is required.
+pub fn load_certs(flag: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, LoadError> {
+    let bytes = read_file(flag, path)?;
+    let certs: Vec<CertificateDer<'static>> = if looks_like_pem(&bytes) {
+        CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(flag, path, format!("malformed PEM: {e}")))?
+    } else {
+        vec![CertificateDer::from(bytes)]
+    };
+    if certs.is_empty() {
+        return Err(err(flag, path, "no CERTIFICATE found"));
+    }
+    for (index, cert) in certs.iter().enumerate() {
+        if let Err(e) = X509Certificate::from_der(cert) {
+            return Err(err(
+                flag,
+                path,
+                format!("certificate #{} is not valid X.509: {e}", index + 1),
+            ));
+        }
+    }
+    Ok(certs)
+}
+
+/// Loads the server's private key (PKCS#8, PKCS#1 or SEC1 PEM).
+pub fn load_key(flag: &str, path: &Path) -> Result<PrivateKeyDer<'static>, LoadError> {
+    let bytes = read_file(flag, path)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => err(flag, path, "no PRIVATE KEY found"),
+        other => err(flag, path, format!("malformed private key: {other}")),
+    })
+}
+
+/// One CRL with what the operator wants to see about it at start and reload.
+pub struct LoadedCrl {
+    pub der: CertificateRevocationListDer<'static>,
+    pub summary: CrlSummary,
+}
+
+/// Facts about a CRL, extracted once at load time for logs and expiry checks.
+#[derive(Clone, Debug)]
+pub struct CrlSummary {
+    pub file: String,
+    pub issuer: String,
+    pub number: Option<String>,
+    pub this_update: ASN1Time,
+    pub next_update: Option<ASN1Time>,
+    pub revoked: usize,
+    /// False when the issuing CA is not in `--tlscacert` (an intermediate the clients send):
+    /// its signature is then checked at every handshake instead of at load time.
+    pub signature_checked: bool,
+}
+
+impl CrlSummary {
+    pub fn is_expired(&self) -> bool {
+        self.next_update.is_some_and(|next| next < ASN1Time::now())
+    }
+}
+
+impl fmt::Display for CrlSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (issuer \"{}\"", self.file, self.issuer)?;
+        if let Some(number) = &self.number {
+            write!(f, ", number {number}")?;
+        }
+        write!(
+            f,
+            ", {} revoked, thisUpdate {}",
+            self.revoked, self.this_update
+        )?;
+        match self.next_update {
+            Some(next) => write!(f, ", nextUpdate {next})"),
+            None => write!(f, ", no nextUpdate)"),
+        }
+    }
+}
+
+/// Loads every CRL of one `--crl` file and checks each against the CA bundle.
+///
+/// A file that yields no CRL is an error: rustls treats an empty CRL list as "revocation off",
+/// and a typo must never switch revocation off silently.
+pub fn load_crls(
+    path: &Path,
+    ca_bundle: &[CertificateDer<'static>],
+) -> Result<Vec<LoadedCrl>, LoadError> {
+    const FLAG: &str = "--crl";
+    let bytes = read_file(FLAG, path)?;
+    let ders: Vec<CertificateRevocationListDer<'static>> = if looks_like_pem(&bytes) {
+        CertificateRevocationListDer::pem_slice_iter(&bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(FLAG, path, format!("malformed PEM: {e}")))?
+    } else {
+        vec![CertificateRevocationListDer::from(bytes)]
+    };
+    if ders.is_empty() {
+        return Err(err(FLAG, path, "no X509 CRL found"));
+    }
+    ders.into_iter()
+        .map(|der| {
+            let summary = inspect_crl(path, &der, ca_bundle)?;
+            Ok(LoadedCrl { der, summary })
+        })
+        .collect()
+}
+
+/// Parses a CRL and verifies its signature with the CA in the bundle that issued it.
+///
+/// rustls only checks CRL signatures during handshakes; checking here turns a CRL from the wrong
+/// CA into a start-up error instead of every client being refused later.
+fn inspect_crl(
+    path: &Path,
+    der: &CertificateRevocationListDer<'_>,
+    ca_bundle: &[CertificateDer<'static>],
+) -> Result<CrlSummary, LoadError> {
+    let (_, crl) = CertificateRevocationList::from_der(der)
+        .map_err(|e| err("--crl", path, format!("not a valid X.509 CRL: {e}")))?;
+    let issuer_der = crl.issuer().as_raw();
+    let issuers: Vec<X509Certificate<'_>> = ca_bundle
+        .iter()
+        .filter_map(|cert| X509Certificate::from_der(cert).ok().map(|(_, c)| c))
+        .filter(|cert| cert.subject().as_raw() == issuer_der)
+        .collect();
+    let signature_checked = !issuers.is_empty();
+    if signature_checked
+        && !issuers
+            .iter()
+            .any(|ca| crl.verify_signature(ca.public_key()).is_ok())
+    {
+        return Err(err(
+            "--crl",
+            path,
+            format!(
+                "signature does not verify with the CA \"{}\" in --tlscacert",
+                crl.issuer()
+            ),
+        ));
+    }
+    Ok(CrlSummary {
+        file: path.display().to_string(),
+        issuer: crl.issuer().to_string(),
+        number: crl.crl_number().map(|n| n.to_string()),
+        this_update: crl.last_update(),
+        next_update: crl.next_update(),
+        revoked: crl.iter_revoked_certificates().count(),
+        signature_checked,
+    })
+}

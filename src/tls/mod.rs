@@ -1,0 +1,175 @@
+//! TLS: everything between the files on disk and a rustls `ServerConfig` that refuses revoked,
+//! expired, foreign and missing client certificates.
+//!
+//! - `load`: reading certificates, keys and CRLs, with errors that name the flag and the file.
+//! - `verifier`: the CRL-checking client verifier, wrapped to name refused certificates.
+//! - `identity`: subject and serial of a client certificate.
+//! - `stream`: one TLS connection shared by the two copy threads.
+
+pub mod identity;
+pub mod load;
+pub mod stream;
+pub mod verifier;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
+use rustls::{RootCertStore, ServerConfig};
+
+use self::load::{load_certs, load_crls, load_key, CrlSummary, LoadError};
+use self::verifier::AuditingVerifier;
+
+/// The files that make up the gate's TLS identity and client trust.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// `--tlscacert`: the CA bundle that issues client certificates (and nothing else).
+    pub client_ca: PathBuf,
+    /// `--tlscert`: the server certificate chain presented to clients.
+    pub server_cert: PathBuf,
+    /// `--tlskey`: the server certificate's private key.
+    pub server_key: PathBuf,
+    /// `--crl`: revocation lists, one or more per file.
+    pub crls: Vec<PathBuf>,
+}
+
+/// How strictly revocation is enforced. The default (all false, `enabled`) fails closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RevocationPolicy {
+    /// False only with `--no-crl`.
+    pub enabled: bool,
+    /// `--crl-leaf-only`: check only the client's own certificate, not its intermediates.
+    pub leaf_only: bool,
+    /// `--crl-allow-unknown`: accept a certificate whose issuer has no CRL.
+    pub allow_unknown: bool,
+    /// `--crl-allow-expired`: accept CRLs past their nextUpdate.
+    pub allow_expired: bool,
+}
+
+impl RevocationPolicy {
+    /// One line for the start-up log, naming every softened rule.
+    pub fn describe(&self) -> String {
+        if !self.enabled {
+            return "OFF (--no-crl): revoked certificates are accepted".into();
+        }
+        let mut parts = vec![if self.leaf_only {
+            "leaf certificate only (--crl-leaf-only)"
+        } else {
+            "whole chain"
+        }];
+        parts.push(if self.allow_unknown {
+            "unknown status accepted (--crl-allow-unknown)"
+        } else {
+            "unknown status refused"
+        });
+        parts.push(if self.allow_expired {
+            "expired CRLs accepted (--crl-allow-expired)"
+        } else {
+            "expired CRLs refused"
+        });
+        parts.join(", ")
+    }
+
+    pub fn is_softened(&self) -> bool {
+        !self.enabled || self.leaf_only || self.allow_unknown || self.allow_expired
+    }
+}
+
+/// A ready server configuration plus what was loaded to build it.
+pub struct LoadedTls {
+    pub config: Arc<ServerConfig>,
+    pub client_ca_count: usize,
+    pub crls: Vec<CrlSummary>,
+}
+
+/// Always the ring provider, passed explicitly: if two providers end up compiled in,
+/// rustls' implicit `builder()` panics.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the server configuration from the files. Nothing is half-applied: any error leaves
+/// the caller with whatever configuration it had before.
+pub fn build_server_config(
+    files: &TlsFiles,
+    policy: RevocationPolicy,
+) -> Result<LoadedTls, LoadError> {
+    let provider = crypto_provider();
+
+    let ca_bundle = load_certs("--tlscacert", &files.client_ca)?;
+    let mut roots = RootCertStore::empty();
+    for (index, ca) in ca_bundle.iter().enumerate() {
+        roots.add(ca.clone()).map_err(|e| {
+            LoadError(format!(
+                "--tlscacert {}: certificate #{} cannot be a trust anchor: {e}",
+                files.client_ca.display(),
+                index + 1
+            ))
+        })?;
+    }
+
+    let mut crl_ders = Vec::new();
+    let mut crl_summaries = Vec::new();
+    for path in &files.crls {
+        for crl in load_crls(path, &ca_bundle)? {
+            crl_ders.push(crl.der);
+            crl_summaries.push(crl.summary);
+        }
+    }
+
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if policy.enabled {
+        // An empty CRL list would switch revocation off inside rustls; load_crls refuses empty
+        // files, so reaching here with none means no --crl was given, which config forbids.
+        assert!(!crl_ders.is_empty(), "revocation enabled without CRLs");
+        builder = builder.with_crls(crl_ders);
+        if policy.leaf_only {
+            builder = builder.only_check_end_entity_revocation();
+        }
+        if policy.allow_unknown {
+            builder = builder.allow_unknown_revocation_status();
+        }
+        if !policy.allow_expired {
+            builder = builder.enforce_revocation_expiration();
+        }
+    }
+    let verifier = builder
+        .build()
+        .map_err(|e| LoadError(format!("cannot build the client verifier: {e}")))?;
+
+    let server_chain = load_certs("--tlscert", &files.server_cert)?;
+    let server_key = load_key("--tlskey", &files.server_key)?;
+
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| LoadError(format!("TLS versions: {e}")))?
+        .with_client_cert_verifier(Arc::new(AuditingVerifier::new(verifier)))
+        .with_single_cert(server_chain, server_key)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => LoadError(format!(
+                "--tlskey {}: does not match the certificate in --tlscert {}",
+                files.server_key.display(),
+                files.server_cert.display()
+            )),
+            other => LoadError(format!(
+                "--tlscert {} / --tlskey {}: {other}",
+                files.server_cert.display(),
+                files.server_key.display()
+            )),
+        })?;
+
+    // A resumed session skips client verification, and with it the CRL: a client revoked after
+    // its first handshake could keep resuming. No session cache, no tickets.
+    config.session_storage = Arc::new(NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    // No ALPN: Docker clients speak HTTP/1.1, and hijacking (Upgrade) needs it.
+    config.alpn_protocols.clear();
+
+    Ok(LoadedTls {
+        config: Arc::new(config),
+        client_ca_count: ca_bundle.len(),
+        crls: crl_summaries,
+    })
+}

@@ -1,0 +1,241 @@
+//! One rustls server connection used by two threads at once: one reads from the client, the
+//! other writes to it. rustls 0.23 has no split, so both halves share the connection behind a
+//! mutex, and the rule that keeps this deadlock-free is:
+//!
+//! - the connection lock is never held across a blocking socket call;
+//! - the writer takes the socket-writer lock, then the connection lock (never the reverse);
+//! - the reader never blocks on the writer lock: it only `try_lock`s it to flush protocol replies.
+//!
+//! The reader owns its own `try_clone` of the socket, so a blocked `read` holds no lock at all.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rustls::ServerConnection;
+
+/// Ciphertext is read in pieces of this size at first and twice as large (up to
+/// `MAX_NET_READ`) after a read fills the buffer, so idle sessions stay small.
+const MIN_NET_READ: usize = 4 * 1024;
+const MAX_NET_READ: usize = 64 * 1024;
+
+struct Shared {
+    conn: Mutex<ServerConnection>,
+    writer: Mutex<TcpStream>,
+}
+
+impl Shared {
+    fn conn(&self) -> MutexGuard<'_, ServerConnection> {
+        // A panic while holding the lock leaves rustls in an unknown state; stopping the
+        // connection thread is the right answer, and the poison error does exactly that.
+        self.conn.lock().expect("TLS connection lock poisoned")
+    }
+}
+
+/// A handle that can end the whole connection from any thread, even while the two halves are
+/// blocked in socket calls.
+#[derive(Clone)]
+pub struct TlsControl {
+    socket: Arc<TcpStream>,
+}
+
+impl TlsControl {
+    /// Shuts the TCP connection down both ways: blocked reads and writes return at once.
+    pub fn abort(&self) {
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+
+    /// Bounds how long the reading half may still wait (used after the other direction ended).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
+        let _ = self.socket.set_read_timeout(timeout);
+    }
+}
+
+/// The half that reads plaintext from the client.
+pub struct TlsReader {
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    net_buf: Vec<u8>,
+    /// Ciphertext read from the socket that rustls has not taken yet: `net_buf[pending..filled]`.
+    pending: usize,
+    filled: usize,
+    eof: bool,
+}
+
+/// The half that writes plaintext to the client.
+pub struct TlsWriter {
+    shared: Arc<Shared>,
+    ciphertext: Vec<u8>,
+}
+
+/// Splits a connection whose handshake is complete into its two halves and a control handle.
+pub fn split(
+    conn: ServerConnection,
+    socket: TcpStream,
+) -> io::Result<(TlsReader, TlsWriter, TlsControl)> {
+    let control = TlsControl {
+        socket: Arc::new(socket.try_clone()?),
+    };
+    let writer_socket = socket.try_clone()?;
+    let shared = Arc::new(Shared {
+        conn: Mutex::new(conn),
+        writer: Mutex::new(writer_socket),
+    });
+    let reader = TlsReader {
+        shared: shared.clone(),
+        socket,
+        net_buf: vec![0; MIN_NET_READ],
+        pending: 0,
+        filled: 0,
+        eof: false,
+    };
+    let writer = TlsWriter {
+        shared,
+        ciphertext: Vec::new(),
+    };
+    Ok((reader, writer, control))
+}
+
+impl Read for TlsReader {
+    /// Returns `Ok(0)` when the client ended its sending direction, by close_notify (the Go
+    /// client's CloseWrite over TLS) or by a bare TCP FIN (docker-py, older clients): both mean
+    /// "client stdin ended".
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let shared = self.shared.clone();
+        loop {
+            {
+                let mut conn = shared.conn();
+                match conn.reader().read(out) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    Err(e) => return Err(e),
+                }
+                if self.pending < self.filled || self.eof {
+                    self.feed(&mut conn)?;
+                    continue;
+                }
+            }
+            self.read_socket()?;
+        }
+    }
+}
+
+impl TlsReader {
+    /// Reads ciphertext with no lock held: this is where an idle session sleeps.
+    fn read_socket(&mut self) -> io::Result<()> {
+        let n = loop {
+            match self.socket.read(&mut self.net_buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        if n == 0 {
+            self.eof = true;
+        } else if n == self.net_buf.len() && n < MAX_NET_READ {
+            self.net_buf.resize(n * 2, 0);
+        }
+        self.pending = 0;
+        self.filled = n;
+        Ok(())
+    }
+
+    /// Hands buffered ciphertext (or the EOF) to rustls and processes it.
+    fn feed(&mut self, conn: &mut ServerConnection) -> io::Result<()> {
+        let mut ciphertext = &self.net_buf[self.pending..self.filled];
+        let before = ciphertext.len();
+        conn.read_tls(&mut ciphertext)?;
+        self.pending += before - ciphertext.len();
+        if self.eof && self.pending == self.filled {
+            // read_tls on an empty slice records the EOF inside rustls; after that, reader()
+            // reports close_notify (Ok(0)) or a FIN without it (UnexpectedEof).
+            conn.read_tls(&mut &[][..])?;
+        }
+        if let Err(error) = conn.process_new_packets() {
+            self.flush_replies(conn);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+        }
+        self.flush_replies(conn);
+        Ok(())
+    }
+
+    /// Sends what rustls wants to send after processing input (an alert, a KeyUpdate reply).
+    /// Only if the writer is idle: when it is busy, its next write flushes these bytes too.
+    fn flush_replies(&self, conn: &mut ServerConnection) {
+        if !conn.wants_write() {
+            return;
+        }
+        let Ok(mut socket) = self.shared.writer.try_lock() else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        while conn.wants_write() {
+            if conn.write_tls(&mut bytes).is_err() {
+                return;
+            }
+        }
+        // The socket write happens with the connection lock still held, but the writer lock
+        // is ours too, so nothing else can be waiting on the socket; replies are tiny.
+        let _ = socket.write_all(&bytes);
+    }
+}
+
+impl TlsWriter {
+    /// Encrypts `plaintext` (at most rustls' buffer limit per call) and returns how much it took.
+    fn encrypt(&mut self, plaintext: &[u8], close: bool) -> io::Result<usize> {
+        let mut conn = self.shared.conn();
+        let taken = if close {
+            conn.send_close_notify();
+            0
+        } else {
+            conn.writer().write(plaintext)?
+        };
+        while conn.wants_write() {
+            conn.write_tls(&mut self.ciphertext)?;
+        }
+        Ok(taken)
+    }
+
+    fn send_ciphertext(&mut self, socket: &mut TcpStream) -> io::Result<()> {
+        let result = socket.write_all(&self.ciphertext);
+        self.ciphertext.clear();
+        result
+    }
+
+    /// Ends the direction toward the client: close_notify, then a TCP FIN. The client can go on
+    /// sending; the reading half keeps working.
+    pub fn shutdown_write(&mut self) -> io::Result<()> {
+        let shared = self.shared.clone();
+        let mut socket = shared.writer.lock().expect("TLS writer lock poisoned");
+        self.encrypt(&[], true)?;
+        self.send_ciphertext(&mut socket)?;
+        socket.shutdown(Shutdown::Write)
+    }
+}
+
+impl Write for TlsWriter {
+    fn write(&mut self, plaintext: &[u8]) -> io::Result<usize> {
+        if plaintext.is_empty() {
+            return Ok(0);
+        }
+        let shared = self.shared.clone();
+        let mut socket = shared.writer.lock().expect("TLS writer lock poisoned");
+        let taken = self.encrypt(plaintext, false)?;
+        self.send_ciphertext(&mut socket)?;
+        if taken == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "TLS connection accepts no more data",
+            ));
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,188 @@
+//! Docker's local endpoint: where requests go once a client is authenticated.
+//!
+//! Each transport connects and splits into a reading half and a writing half that can end its
+//! direction alone (`close_write`), because hijacked sessions half-close: the client's stdin ends
+//! while the container's output keeps flowing.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long dialing a TCP upstream may take before the client gets a 502.
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where Docker listens (`--upstream`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    /// `unix:///var/run/docker.sock`
+    Unix(PathBuf),
+    /// `tcp://127.0.0.1:2375`: plain TCP to a daemon bound to localhost.
+    Tcp(String),
+}
+
+impl Upstream {
+    /// The default endpoint of the platform.
+    pub fn platform_default() -> Upstream {
+        Upstream::Unix(PathBuf::from("/var/run/docker.sock"))
+    }
+
+    /// Parses `unix:///path` or `tcp://host:port`.
+    pub fn parse(url: &str) -> Result<Upstream, String> {
+        if let Some(path) = url.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "{url}: a unix socket URL needs an absolute path, e.g. unix:///var/run/docker.sock"
+                ));
+            }
+            return Ok(Upstream::Unix(PathBuf::from(path)));
+        }
+        if let Some(address) = url.strip_prefix("tcp://") {
+            let address = address.trim_end_matches('/');
+            let has_port = address
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !has_port {
+                return Err(format!("{url}: expected tcp://host:port"));
+            }
+            return Ok(Upstream::Tcp(address.to_string()));
+        }
+        Err(format!(
+            "{url}: unsupported scheme (use unix:///path/docker.sock or tcp://host:port)"
+        ))
+    }
+
+    /// Opens a new connection to Docker.
+    pub fn connect(&self) -> io::Result<UpstreamConn> {
+        match self {
+            #[cfg(unix)]
+            Upstream::Unix(path) => {
+                let stream = UnixStream::connect(path)?;
+                Ok(UpstreamConn {
+                    reader: Box::new(stream.try_clone()?),
+                    writer: Box::new(stream),
+                })
+            }
+            #[cfg(not(unix))]
+            Upstream::Unix(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "unix sockets are not available on this platform",
+            )),
+            Upstream::Tcp(address) => {
+                let stream = connect_tcp(address)?;
+                Ok(UpstreamConn {
+                    reader: Box::new(stream.try_clone()?),
+                    writer: Box::new(stream),
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Upstream::Unix(path) => write!(f, "unix://{}", path.display()),
+            Upstream::Tcp(address) => write!(f, "tcp://{address}"),
+        }
+    }
+}
+
+fn connect_tcp(address: &str) -> io::Result<TcpStream> {
+    use std::net::ToSocketAddrs;
+    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
+    for addr in address.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, TCP_CONNECT_TIMEOUT) {
+            Ok(stream) => {
+                crate::net::tune_socket(&stream);
+                return Ok(stream);
+            }
+            Err(e) => last_error = e,
+        }
+    }
+    Err(last_error)
+}
+
+/// An open connection to Docker, split into its two directions.
+pub struct UpstreamConn {
+    pub reader: Box<dyn UpstreamRead>,
+    pub writer: Box<dyn UpstreamWrite>,
+}
+
+/// The reading half of an upstream connection.
+pub trait UpstreamRead: Read + Send {
+    /// Ends both directions, from the reading side (the other half may be blocked in a write).
+    fn abort(&self);
+}
+
+/// The writing half of an upstream connection.
+pub trait UpstreamWrite: Write + Send {
+    /// Ends the direction toward Docker (dockerd then closes the container's stdin) while
+    /// Docker's output keeps coming.
+    fn close_write(&mut self) -> io::Result<()>;
+    /// Ends both directions: the reading half returns at once.
+    fn abort(&mut self);
+}
+
+#[cfg(unix)]
+impl UpstreamRead for UnixStream {
+    fn abort(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+impl UpstreamRead for TcpStream {
+    fn abort(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+#[cfg(unix)]
+impl UpstreamWrite for UnixStream {
+    fn close_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+    fn abort(&mut self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+impl UpstreamWrite for TcpStream {
+    fn close_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+    fn abort(&mut self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_docker_style_urls() {
+        assert_eq!(
+            Upstream::parse("unix:///var/run/docker.sock").unwrap(),
+            Upstream::Unix("/var/run/docker.sock".into())
+        );
+        assert_eq!(
+            Upstream::parse("tcp://127.0.0.1:2375").unwrap(),
+            Upstream::Tcp("127.0.0.1:2375".into())
+        );
+        assert_eq!(
+            Upstream::parse("tcp://[::1]:2375").unwrap(),
+            Upstream::Tcp("[::1]:2375".into())
+        );
+        assert!(Upstream::parse("unix://relative.sock").is_err());
+        assert!(Upstream::parse("tcp://localhost").is_err());
+        assert!(Upstream::parse("http://localhost:2375").is_err());
+        assert_eq!(
+            Upstream::parse("unix:///run/d.sock").unwrap().to_string(),
+            "unix:///run/d.sock"
+        );
+    }
+}
