@@ -103,14 +103,10 @@ pub fn refusal_reason(error: &Error) -> String {
             C::UnknownIssuer => "unknown issuer".into(),
             C::Expired | C::ExpiredContext { .. } => "certificate expired".into(),
             C::NotValidYet | C::NotValidYetContext { .. } => "certificate not yet valid".into(),
-            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
-                "wrong key usage (not valid for client authentication)".into()
-            }
-            C::UnknownRevocationStatus => {
-                "revocation status unknown (no CRL from the issuer)".into()
-            }
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => "wrong key usage".into(),
+            C::UnknownRevocationStatus => "revocation status unknown".into(),
             C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. } => {
-                "CRL expired (past its nextUpdate)".into()
+                "CRL expired".into()
             }
             C::BadSignature => "bad certificate signature".into(),
             C::BadEncoding => "malformed certificate".into(),

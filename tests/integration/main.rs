@@ -1,1 +1,19 @@
-fn main(){}
+//! Integration tests for dockgate: the real docker CLI (and a raw TLS client) talk to a private
+//! dockerd through a dockgate child process.
+//!
+//! Needs root, `dockerd` (docker.io), the docker CLI, `/bin/busybox` (busybox-static), `tar`,
+//! `script` and `sha256sum`; `make test` installs what is missing. dockerd is started once per
+//! test binary and stopped when it exits; a missing prerequisite fails the tests (no skipping).
+
+mod common;
+
+mod chain;
+mod crl_policy;
+mod docker_cli;
+mod flags;
+mod harness;
+mod hijack;
+mod json_log;
+mod malformed;
+mod refusals;
+mod upstream_down;

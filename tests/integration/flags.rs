@@ -1,0 +1,116 @@
+//! Command-line handling: configuration errors exit 2 with one `dockgate: ` line naming the
+//! culprit; --help; --no-crl.
+
+use crate::common::expect::{assert_cli_works, LOG_WAIT};
+use crate::common::gate::run_dockgate;
+use crate::common::util::{fresh_dir, Finished};
+use crate::common::{pki, GateBuilder};
+
+/// A standard configuration that needs no dockerd (config errors never connect upstream).
+fn offline() -> GateBuilder {
+    GateBuilder::standard().upstream("unix:///tmp/dockgate-it-unused.sock")
+}
+
+fn assert_config_error(out: Finished, names: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit status; stderr:\n{}",
+        out.stderr
+    );
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one line on stderr:\n{}",
+        out.stderr
+    );
+    assert!(lines[0].starts_with("dockgate: "), "{}", lines[0]);
+    assert!(
+        lines[0].contains(names),
+        "the error should name {names:?}: {}",
+        lines[0]
+    );
+}
+
+#[test]
+fn missing_crl_without_no_crl_exits_2() {
+    assert_config_error(offline().crls(&[]).run_to_exit(), "--crl");
+}
+
+#[test]
+fn nonexistent_ca_file_exits_2_naming_it() {
+    let missing = fresh_dir("flags").join("no-such-ca.pem");
+    assert_config_error(
+        offline().ca(&missing).run_to_exit(),
+        missing.to_str().unwrap(),
+    );
+}
+
+#[test]
+fn key_not_matching_certificate_exits_2() {
+    let alice_key = pki().alice.dir.join("key.pem");
+    let out = offline().key(&alice_key).run_to_exit();
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{}", out.stderr);
+    assert!(out.stderr.starts_with("dockgate: "), "{}", out.stderr);
+}
+
+#[test]
+fn garbage_crl_exits_2_naming_it() {
+    let garbage = fresh_dir("flags").join("garbage-crl.pem");
+    std::fs::write(&garbage, "this is not a CRL\n").unwrap();
+    assert_config_error(
+        offline().crls(&[&garbage]).run_to_exit(),
+        garbage.to_str().unwrap(),
+    );
+}
+
+#[test]
+fn unknown_flag_exits_2_naming_it() {
+    assert_config_error(offline().flag("--frobnicate").run_to_exit(), "--frobnicate");
+}
+
+#[test]
+fn bad_log_format_exits_2() {
+    assert_config_error(
+        offline().flag("--log-format").flag("xml").run_to_exit(),
+        "log-format",
+    );
+}
+
+#[test]
+fn help_exits_0_and_lists_every_flag() {
+    let out = run_dockgate(&["--help".into()]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", out.stderr);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    for flag in [
+        "--tlscacert",
+        "--tlscert",
+        "--tlskey",
+        "--crl",
+        "--no-crl",
+        "--crl-leaf-only",
+        "--crl-allow-unknown",
+        "--crl-allow-expired",
+        "--listen",
+        "--upstream",
+        "--log-format",
+    ] {
+        assert!(
+            text.contains(flag),
+            "--help does not mention {flag}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn no_crl_warns_and_skips_revocation_checks() {
+    let gate = GateBuilder::standard().crls(&[]).flag("--no-crl").start();
+    gate.wait_for_log(&["WARN"], LOG_WAIT);
+    // mallory is revoked, but nothing checks that now.
+    assert_cli_works(&gate, &pki().mallory);
+}
