@@ -25,7 +25,26 @@ REVOCATION (default: fail closed):
     --crl-leaf-only       Check only the client's own certificate, not its intermediate CAs.
     --crl-allow-unknown   Accept certificates whose issuer has no CRL.
     --crl-allow-expired   Keep accepting clients when a CRL is past its nextUpdate.
-    --no-crl              Run WITHOUT revocation checks (required to start without --crl).
+    --no-crl              Run WITHOUT revocation checks (required to start without a CRL source).
+    --crl-url URL         Download a CRL from an http:// or https:// URL at start, again before its
+                          nextUpdate and at least every --crl-refresh. Repeatable. A failed
+                          download keeps the cached copy; it never opens the gate.
+    --crl-from-cdp        Also download the CRLs named in the CRL Distribution Points of the
+                          --tlscacert certificates.
+    --crl-refresh DUR     Longest time between two downloads of a --crl-url. Default: 1h.
+    --crl-cache DIR       Where downloaded CRLs are kept, so a restart without network still
+                          enforces revocation. Default: /var/cache/dockgate/crl
+    --crl-url-ca FILE     CA bundle (PEM) that verifies https:// CRL servers, instead of the
+                          public web roots (webpki-roots).
+    --crl-warn-before DUR Warn when a CRL's nextUpdate is closer than this. Default: 24h.
+
+RELOAD:
+    --reload-interval SECS  How often the certificate, key and CRL files are checked for
+                          changes (modification time and content); changed files are reloaded
+                          without a restart, and open connections of clients that are now
+                          revoked are closed. 0: only on SIGHUP. Default: 5.
+                          SIGHUP reloads at once. A file that fails to load keeps the previous
+                          configuration in force.
 
 NETWORK:
     --listen ADDR         Address to listen on, IPv4 or IPv6 ([::]:2376). Repeatable.
@@ -55,6 +74,13 @@ pub struct Flags {
     pub crl_leaf_only: bool,
     pub crl_allow_unknown: bool,
     pub crl_allow_expired: bool,
+    pub crl_urls: Vec<String>,
+    pub crl_from_cdp: bool,
+    pub crl_refresh: Option<String>,
+    pub crl_cache: Option<PathBuf>,
+    pub crl_url_ca: Option<PathBuf>,
+    pub crl_warn_before: Option<String>,
+    pub reload_interval: Option<String>,
     pub listen: Vec<String>,
     pub upstream: Option<String>,
     pub log_format: Option<String>,
@@ -62,7 +88,7 @@ pub struct Flags {
 
 #[derive(Debug)]
 pub enum Command {
-    Run(Flags),
+    Run(Box<Flags>),
     Help,
     Version,
 }
@@ -85,6 +111,17 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
         crl_leaf_only: args.contains("--crl-leaf-only"),
         crl_allow_unknown: args.contains("--crl-allow-unknown"),
         crl_allow_expired: args.contains("--crl-allow-expired"),
+        crl_urls: args.values_from_str("--crl-url").map_err(describe)?,
+        crl_from_cdp: args.contains("--crl-from-cdp"),
+        crl_refresh: args.opt_value_from_str("--crl-refresh").map_err(describe)?,
+        crl_cache: args.opt_value_from_str("--crl-cache").map_err(describe)?,
+        crl_url_ca: args.opt_value_from_str("--crl-url-ca").map_err(describe)?,
+        crl_warn_before: args
+            .opt_value_from_str("--crl-warn-before")
+            .map_err(describe)?,
+        reload_interval: args
+            .opt_value_from_str("--reload-interval")
+            .map_err(describe)?,
         listen: args.values_from_str("--listen").map_err(describe)?,
         upstream: args.opt_value_from_str("--upstream").map_err(describe)?,
         log_format: args.opt_value_from_str("--log-format").map_err(describe)?,
@@ -96,7 +133,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
             unknown.to_string_lossy()
         ));
     }
-    Ok(Command::Run(flags))
+    Ok(Command::Run(Box::new(flags)))
 }
 
 fn describe(e: pico_args::Error) -> String {

@@ -2,18 +2,38 @@
 //! gate runs with. Every error names the flag it is about.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::Flags;
 use crate::logging::LogFormat;
+use crate::reload::ReloadSettings;
 use crate::tls::{RevocationPolicy, TlsFiles};
 use crate::upstream::Upstream;
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:2376";
+const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+const DEFAULT_CRL_WARN_BEFORE: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_CRL_REFRESH: Duration = Duration::from_secs(3600);
+const DEFAULT_CRL_CACHE: &str = "/var/cache/dockgate/crl";
+
+/// CRLs downloaded from URLs.
+#[derive(Debug)]
+pub struct CrlDownloads {
+    pub urls: Vec<String>,
+    pub from_cdp: bool,
+    pub refresh: Duration,
+    pub cache_dir: PathBuf,
+    pub server_ca: Option<PathBuf>,
+}
 
 #[derive(Debug)]
 pub struct Config {
     pub tls: TlsFiles,
     pub revocation: RevocationPolicy,
+    /// `None` when no `--crl-url` or `--crl-from-cdp` was given.
+    pub downloads: Option<CrlDownloads>,
+    pub reload: ReloadSettings,
     pub listen: Vec<SocketAddr>,
     pub upstream: Upstream,
     pub log_format: LogFormat,
@@ -29,14 +49,45 @@ impl Config {
             server_cert: required(flags.tlscert, "--tlscert")?,
             server_key: required(flags.tlskey, "--tlskey")?,
             crls: flags.crls,
+            fetched_crls: Vec::new(),
         };
+        let downloads = (!flags.crl_urls.is_empty() || flags.crl_from_cdp)
+            .then(|| -> Result<CrlDownloads, String> {
+                for url in &flags.crl_urls {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(format!(
+                            "--crl-url {url}: expected an http:// or https:// URL"
+                        ));
+                    }
+                }
+                Ok(CrlDownloads {
+                    urls: flags.crl_urls.clone(),
+                    from_cdp: flags.crl_from_cdp,
+                    refresh: duration("--crl-refresh", flags.crl_refresh.as_deref())?
+                        .unwrap_or(DEFAULT_CRL_REFRESH),
+                    cache_dir: flags
+                        .crl_cache
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from(DEFAULT_CRL_CACHE)),
+                    server_ca: flags.crl_url_ca.clone(),
+                })
+            })
+            .transpose()?;
         let revocation = revocation_policy(
             &tls,
+            downloads.is_some(),
             flags.no_crl,
             flags.crl_leaf_only,
             flags.crl_allow_unknown,
             flags.crl_allow_expired,
         )?;
+        let interval = duration("--reload-interval", flags.reload_interval.as_deref())?
+            .unwrap_or(DEFAULT_RELOAD_INTERVAL);
+        let reload = ReloadSettings {
+            interval: (!interval.is_zero()).then_some(interval),
+            warn_before: duration("--crl-warn-before", flags.crl_warn_before.as_deref())?
+                .unwrap_or(DEFAULT_CRL_WARN_BEFORE),
+        };
         let listen = parse_listen(&flags.listen)?;
         let upstream = match flags.upstream {
             Some(url) => Upstream::parse(&url).map_err(|e| format!("--upstream {e}"))?,
@@ -49,6 +100,8 @@ impl Config {
         Ok(Config {
             tls,
             revocation,
+            downloads,
+            reload,
             listen,
             upstream,
             log_format,
@@ -59,21 +112,22 @@ impl Config {
 /// Revocation is on unless `--no-crl` says otherwise, so that nobody runs without it by accident.
 fn revocation_policy(
     tls: &TlsFiles,
+    downloads: bool,
     no_crl: bool,
     leaf_only: bool,
     allow_unknown: bool,
     allow_expired: bool,
 ) -> Result<RevocationPolicy, String> {
     if no_crl {
-        if !tls.crls.is_empty() {
-            return Err("--no-crl and --crl exclude each other".into());
+        if !tls.crls.is_empty() || downloads {
+            return Err("--no-crl excludes --crl, --crl-url and --crl-from-cdp".into());
         }
         if leaf_only || allow_unknown || allow_expired {
             return Err("--crl-leaf-only, --crl-allow-unknown and --crl-allow-expired need --crl, not --no-crl".into());
         }
-    } else if tls.crls.is_empty() {
+    } else if tls.crls.is_empty() && !downloads {
         return Err(
-            "--crl FILE is required: give the CA's revocation list (or --no-crl to run without revocation checks)"
+            "--crl FILE is required: give the CA's revocation list (or --crl-url, or --no-crl to run without revocation checks)"
                 .into(),
         );
     }
@@ -83,6 +137,19 @@ fn revocation_policy(
         allow_unknown,
         allow_expired,
     })
+}
+
+/// Durations: plain seconds (`5`) or with a unit (`90s`, `30m`, `24h`).
+fn duration(flag: &str, value: Option<&str>) -> Result<Option<Duration>, String> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if let Ok(secs) = value.parse::<u64>() {
+        return Ok(Some(Duration::from_secs(secs)));
+    }
+    humantime::parse_duration(value)
+        .map(Some)
+        .map_err(|e| format!("{flag} {value}: {e} (e.g. 30, 90s, 30m, 24h)"))
 }
 
 fn parse_listen(values: &[String]) -> Result<Vec<SocketAddr>, String> {
@@ -132,7 +199,31 @@ mod tests {
         assert!(!Config::from_flags(f).unwrap().revocation.enabled);
         let mut f = flags();
         f.no_crl = true;
-        assert!(Config::from_flags(f).unwrap_err().contains("exclude"));
+        assert!(Config::from_flags(f).unwrap_err().contains("excludes"));
+        let mut f = flags();
+        f.crls.clear();
+        f.crl_urls = vec!["http://ca.example/crl".into()];
+        assert!(Config::from_flags(f).unwrap().revocation.enabled);
+    }
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        let mut f = flags();
+        f.reload_interval = Some("0".into());
+        f.crl_warn_before = Some("36h".into());
+        let config = Config::from_flags(f).unwrap();
+        assert_eq!(config.reload.interval, None);
+        assert_eq!(config.reload.warn_before, Duration::from_secs(36 * 3600));
+        assert_eq!(
+            Config::from_flags(flags()).unwrap().reload.interval,
+            Some(Duration::from_secs(5))
+        );
+        let mut f = flags();
+        f.crl_refresh = Some("soon".into());
+        f.crl_urls = vec!["https://ca.example/crl".into()];
+        assert!(Config::from_flags(f)
+            .unwrap_err()
+            .contains("--crl-refresh soon"));
     }
 
     #[test]

@@ -22,14 +22,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
+use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::{ServerConfig, ServerConnection};
 
 use crate::audit::{self, Client};
+use crate::gate::Gate;
 use crate::http::body::{self, RelayError};
 use crate::http::head::{self, Framing, HeadError, RequestHead, MAX_HEAD};
 use crate::http::inbound::Inbound;
 use crate::http::write_error;
 use crate::net;
+use crate::registry::LiveConn;
 use crate::relay;
 use crate::tls::identity::PeerIdentity;
 use crate::tls::stream::{self, TlsControl, TlsReader, TlsWriter};
@@ -46,33 +49,67 @@ const LINGER_MAX_BYTES: u64 = 1 << 20;
 /// Stack of the response thread: parsing and copying only, all buffers live on the heap.
 const RESPONSE_THREAD_STACK: usize = 128 * 1024;
 
-/// What every connection needs from the running gate.
-pub struct Gate {
-    pub tls: Arc<ServerConfig>,
-    pub upstream: Upstream,
-}
-
 /// Serves one accepted TCP connection until both directions have ended.
 pub fn serve(gate: &Gate, tcp: TcpStream, peer: SocketAddr) {
     net::tune_socket(&tcp);
-    let Some((tls, identity)) = handshake(gate.tls.clone(), &tcp, peer) else {
+    let state = gate.tls();
+    let Some((tls, identity)) = handshake(state.tls.config.clone(), &tcp, peer) else {
         return;
     };
     debug!(
         "handshake ok peer={peer} subject=\"{}\" serial={}",
         identity.subject, identity.serial
     );
+    let chain: Vec<CertificateDer<'static>> = tls
+        .peer_certificates()
+        .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default();
     let client = Arc::new(Client { peer, identity });
     let (reader, writer, control) = match stream::split(tls, tcp) {
         Ok(halves) => halves,
         Err(e) => return error!("peer={peer}: cannot share the socket between threads: {e}"),
     };
+    let registration = gate
+        .connections
+        .register(client.clone(), chain.clone(), control.clone());
+    if !still_valid(gate, state.generation, &chain, &client) {
+        return control.abort();
+    }
     Connection {
         client,
+        live: registration.conn.clone(),
         inbound: Inbound::new(reader, MAX_HEAD),
         control,
     }
     .run(&gate.upstream, writer);
+}
+
+/// A reload may have happened between this connection's handshake and its registration, after
+/// the reload's sweep of the registry: verify such a chain against the newest configuration.
+fn still_valid(
+    gate: &Gate,
+    generation: u64,
+    chain: &[CertificateDer<'_>],
+    client: &Client,
+) -> bool {
+    let current = gate.tls();
+    if current.generation == generation {
+        return true;
+    }
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return false;
+    };
+    match current
+        .tls
+        .client_verifier
+        .verify_client_cert(leaf, intermediates, UnixTime::now())
+    {
+        Ok(_) => true,
+        Err(e) => {
+            audit::handshake_refused(client.peer, &refusal_reason(&e), Some(&client.identity));
+            false
+        }
+    }
 }
 
 /// Runs the TLS handshake with a deadline; logs and returns `None` when the client is refused.
@@ -133,6 +170,7 @@ fn describe_handshake_failure(e: &io::Error) -> String {
 /// The authenticated connection, on the request side.
 struct Connection {
     client: Arc<Client>,
+    live: Arc<LiveConn>,
     inbound: Inbound<TlsReader>,
     control: TlsControl,
 }
@@ -210,6 +248,7 @@ impl Connection {
         let (verdict_tx, verdicts) = mpsc::channel();
         let responses = ResponseSide {
             client: self.client.clone(),
+            live: self.live.clone(),
             upstream: Inbound::new(conn.reader, MAX_HEAD),
             writer,
             control: self.control.clone(),
@@ -270,6 +309,8 @@ impl Connection {
         let mut request = first;
         loop {
             let bytes_in = Arc::new(AtomicU64::new(0));
+            self.live
+                .set_activity(format!("request {} {}", request.method, request.target));
             let forwarded = Forwarded {
                 method: std::mem::take(&mut request.method),
                 target: std::mem::take(&mut request.target),
@@ -366,6 +407,7 @@ impl Connection {
 /// The response side: owns the writing half toward the client.
 struct ResponseSide {
     client: Arc<Client>,
+    live: Arc<LiveConn>,
     upstream: Inbound<Box<dyn UpstreamRead>>,
     writer: TlsWriter,
     control: TlsControl,
@@ -445,6 +487,8 @@ impl ResponseSide {
                     &request.target,
                     response.status,
                 );
+                self.live
+                    .set_activity(format!("session {} {}", request.method, request.target));
                 let head_len = response.len;
                 if self
                     .writer

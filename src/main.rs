@@ -10,10 +10,14 @@ mod audit;
 mod cli;
 mod config;
 mod conn;
+mod crl_fetch;
+mod gate;
 mod http;
 mod logging;
 mod net;
+mod registry;
 mod relay;
+mod reload;
 mod server;
 mod tls;
 mod upstream;
@@ -25,7 +29,7 @@ use log::{info, warn};
 
 use crate::cli::Command;
 use crate::config::Config;
-use crate::conn::Gate;
+use crate::gate::Gate;
 
 /// A start-up failure and the exit code it deserves.
 struct Failure {
@@ -64,10 +68,17 @@ fn run() -> Result<(), Failure> {
         }
         Command::Run(flags) => flags,
     };
-    let config = Config::from_flags(flags).map_err(Failure::usage)?;
+    let config = Config::from_flags(*flags).map_err(Failure::usage)?;
     logging::init(config.log_format);
 
-    let tls = tls::build_server_config(&config.tls, config.revocation)
+    let mut files = config.tls.clone();
+    let downloads = config
+        .downloads
+        .as_ref()
+        .map(|downloads| prepare_downloads(&config, downloads, &mut files))
+        .transpose()?;
+
+    let tls = tls::build_server_config(&files, config.revocation)
         .map_err(|e| Failure::usage(e.to_string()))?;
     log_startup(&config, &tls);
 
@@ -81,12 +92,64 @@ fn run() -> Result<(), Failure> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let gate = Arc::new(Gate {
-        tls: tls.config,
-        upstream: config.upstream,
-    });
+    let gate = Arc::new(Gate::new(tls, config.upstream));
+
+    let reload = reload::spawn(gate.clone(), files, config.revocation, config.reload);
+    #[cfg(unix)]
+    reload::forward_sighup(reload.clone()).map_err(|e| Failure {
+        code: 1,
+        message: format!("cannot handle SIGHUP: {e}"),
+    })?;
+    if let Some((fetcher, sources)) = downloads {
+        fetcher.spawn(sources, reload);
+    }
     server::serve_forever(gate, listeners);
     Ok(())
+}
+
+/// Resolves the CRL URLs, downloads each once (falling back to the cache) and adds the cache
+/// files to the CRL inputs.
+fn prepare_downloads(
+    config: &Config,
+    downloads: &config::CrlDownloads,
+    files: &mut tls::TlsFiles,
+) -> Result<(crl_fetch::Fetcher, Vec<crl_fetch::CrlSource>), Failure> {
+    let mut urls = downloads.urls.clone();
+    if downloads.from_cdp {
+        let ca_bundle = tls::load::load_certs("--tlscacert", &config.tls.client_ca)
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        let points = tls::load::distribution_points(&ca_bundle);
+        if points.is_empty() {
+            warn!("--crl-from-cdp: the --tlscacert certificates name no http(s) CRL Distribution Point");
+        }
+        for url in points {
+            if !urls.contains(&url) {
+                info!("--crl-from-cdp: {url}");
+                urls.push(url);
+            }
+        }
+    }
+    std::fs::create_dir_all(&downloads.cache_dir).map_err(|e| {
+        Failure::usage(format!(
+            "--crl-cache {}: {e}",
+            downloads.cache_dir.display()
+        ))
+    })?;
+    let sources: Vec<_> = urls
+        .iter()
+        .map(|url| crl_fetch::CrlSource::new(url, &downloads.cache_dir))
+        .collect();
+    files
+        .fetched_crls
+        .extend(sources.iter().map(|s| s.cache_file.clone()));
+    let fetcher = crl_fetch::Fetcher::new(
+        config.tls.client_ca.clone(),
+        downloads.server_ca.as_deref(),
+        downloads.refresh,
+    )
+    .map_err(|e| Failure::usage(e.to_string()))?;
+    fetcher.fetch_all(&sources);
+    Ok((fetcher, sources))
 }
 
 fn log_startup(config: &Config, tls: &tls::LoadedTls) {
@@ -110,14 +173,6 @@ fn log_startup(config: &Config, tls: &tls::LoadedTls) {
                 "CRL {}: its issuer is not in --tlscacert, so its signature is checked at each handshake (add the intermediate CA to --tlscacert to check it at start)",
                 crl.file
             );
-        }
-        if crl.is_expired() {
-            let effect = if config.revocation.allow_expired {
-                "clients it covers are still accepted (--crl-allow-expired)"
-            } else {
-                "clients it covers are REFUSED until a fresh CRL is installed"
-            };
-            warn!("CRL {} is past its nextUpdate: {effect}", crl.file);
         }
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use log::{error, info};
 
-use crate::conn::{self, Gate};
+use crate::conn;
+use crate::gate::Gate;
 
 /// Stack of a connection thread: the TLS handshake runs here. Threads touch only the pages
 /// they use, so this bounds rather than costs memory.

@@ -90,12 +90,6 @@ pub struct CrlSummary {
     pub signature_checked: bool,
 }
 
-impl CrlSummary {
-    pub fn is_expired(&self) -> bool {
-        self.next_update.is_some_and(|next| next < ASN1Time::now())
-    }
-}
-
 impl fmt::Display for CrlSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (issuer \"{}\"", self.file, self.issuer)?;
@@ -122,21 +116,31 @@ pub fn load_crls(
     path: &Path,
     ca_bundle: &[CertificateDer<'static>],
 ) -> Result<Vec<LoadedCrl>, LoadError> {
-    const FLAG: &str = "--crl";
-    let bytes = read_file(FLAG, path)?;
-    let ders: Vec<CertificateRevocationListDer<'static>> = if looks_like_pem(&bytes) {
-        CertificateRevocationListDer::pem_slice_iter(&bytes)
+    let bytes = read_file("--crl", path)?;
+    parse_crls("--crl", path, &bytes, ca_bundle)
+}
+
+/// Parses the CRLs in `bytes` (PEM or DER) and checks each against the CA bundle. `label` and
+/// `path` name the source in errors.
+pub fn parse_crls(
+    label: &str,
+    path: &Path,
+    bytes: &[u8],
+    ca_bundle: &[CertificateDer<'static>],
+) -> Result<Vec<LoadedCrl>, LoadError> {
+    let ders: Vec<CertificateRevocationListDer<'static>> = if looks_like_pem(bytes) {
+        CertificateRevocationListDer::pem_slice_iter(bytes)
             .collect::<Result<_, _>>()
-            .map_err(|e| err(FLAG, path, format!("malformed PEM: {e}")))?
+            .map_err(|e| err(label, path, format!("malformed PEM: {e}")))?
     } else {
-        vec![CertificateRevocationListDer::from(bytes)]
+        vec![CertificateRevocationListDer::from(bytes.to_vec())]
     };
     if ders.is_empty() {
-        return Err(err(FLAG, path, "no X509 CRL found"));
+        return Err(err(label, path, "no X509 CRL found"));
     }
     ders.into_iter()
         .map(|der| {
-            let summary = inspect_crl(path, &der, ca_bundle)?;
+            let summary = inspect_crl(label, path, &der, ca_bundle)?;
             Ok(LoadedCrl { der, summary })
         })
         .collect()
@@ -147,12 +151,13 @@ pub fn load_crls(
 /// rustls only checks CRL signatures during handshakes; checking here turns a CRL from the wrong
 /// CA into a start-up error instead of every client being refused later.
 fn inspect_crl(
+    label: &str,
     path: &Path,
     der: &CertificateRevocationListDer<'_>,
     ca_bundle: &[CertificateDer<'static>],
 ) -> Result<CrlSummary, LoadError> {
     let (_, crl) = CertificateRevocationList::from_der(der)
-        .map_err(|e| err("--crl", path, format!("not a valid X.509 CRL: {e}")))?;
+        .map_err(|e| err(label, path, format!("not a valid X.509 CRL: {e}")))?;
     let issuer_der = crl.issuer().as_raw();
     let issuers: Vec<X509Certificate<'_>> = ca_bundle
         .iter()
@@ -166,7 +171,7 @@ fn inspect_crl(
             .any(|ca| crl.verify_signature(ca.public_key()).is_ok())
     {
         return Err(err(
-            "--crl",
+            label,
             path,
             format!(
                 "signature does not verify with the CA \"{}\" in --tlscacert",
@@ -183,4 +188,35 @@ fn inspect_crl(
         revoked: crl.iter_revoked_certificates().count(),
         signature_checked,
     })
+}
+
+/// The http(s) CRL Distribution Points named in CA certificates (`--crl-from-cdp`).
+pub fn distribution_points(certs: &[CertificateDer<'_>]) -> Vec<String> {
+    use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+    let mut urls = Vec::new();
+    for der in certs {
+        let Ok((_, cert)) = X509Certificate::from_der(der) else {
+            continue;
+        };
+        for ext in cert.extensions() {
+            let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() else {
+                continue;
+            };
+            for point in points.iter() {
+                let Some(DistributionPointName::FullName(names)) = &point.distribution_point else {
+                    continue;
+                };
+                for name in names {
+                    if let GeneralName::URI(uri) = name {
+                        if (uri.starts_with("http://") || uri.starts_with("https://"))
+                            && !urls.iter().any(|u| u == uri)
+                        {
+                            urls.push(uri.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    urls
 }

@@ -15,8 +15,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use self::load::{load_certs, load_crls, load_key, CrlSummary, LoadError};
 use self::verifier::AuditingVerifier;
@@ -32,6 +34,19 @@ pub struct TlsFiles {
     pub server_key: PathBuf,
     /// `--crl`: revocation lists, one or more per file.
     pub crls: Vec<PathBuf>,
+    /// CRLs fetched from `--crl-url` into the cache directory. Unlike `crls`, a missing file is
+    /// not an error: it has not been fetched yet.
+    pub fetched_crls: Vec<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Every file the configuration is built from, for the reload watcher.
+    pub fn all(&self) -> impl Iterator<Item = &PathBuf> {
+        [&self.client_ca, &self.server_cert, &self.server_key]
+            .into_iter()
+            .chain(&self.crls)
+            .chain(&self.fetched_crls)
+    }
 }
 
 /// How strictly revocation is enforced. The default (all false, `enabled`) fails closed.
@@ -79,8 +94,12 @@ impl RevocationPolicy {
 /// A ready server configuration plus what was loaded to build it.
 pub struct LoadedTls {
     pub config: Arc<ServerConfig>,
+    /// The verifier inside `config`, to re-check the chains of live connections after a reload.
+    pub client_verifier: Arc<dyn ClientCertVerifier>,
     pub client_ca_count: usize,
     pub crls: Vec<CrlSummary>,
+    /// Subject, serial and notAfter of the server certificate, for the reload log.
+    pub server_cert: String,
 }
 
 /// Always the ring provider, passed explicitly: if two providers end up compiled in,
@@ -111,7 +130,8 @@ pub fn build_server_config(
 
     let mut crl_ders = Vec::new();
     let mut crl_summaries = Vec::new();
-    for path in &files.crls {
+    let fetched = files.fetched_crls.iter().filter(|path| path.exists());
+    for path in files.crls.iter().chain(fetched) {
         for crl in load_crls(path, &ca_bundle)? {
             crl_ders.push(crl.der);
             crl_summaries.push(crl.summary);
@@ -121,9 +141,14 @@ pub fn build_server_config(
     let mut builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
     if policy.enabled {
-        // An empty CRL list would switch revocation off inside rustls; load_crls refuses empty
-        // files, so reaching here with none means no --crl was given, which config forbids.
-        assert!(!crl_ders.is_empty(), "revocation enabled without CRLs");
+        // An empty CRL list would switch revocation off inside rustls. load_crls refuses empty
+        // files, so this happens only when every CRL is to come from a URL and none has been
+        // fetched yet: refuse to build rather than run open.
+        if crl_ders.is_empty() {
+            return Err(LoadError(
+                "no CRL available yet: --crl-url not fetched and no cached copy".into(),
+            ));
+        }
         builder = builder.with_crls(crl_ders);
         if policy.leaf_only {
             builder = builder.only_check_end_entity_revocation();
@@ -140,12 +165,13 @@ pub fn build_server_config(
         .map_err(|e| LoadError(format!("cannot build the client verifier: {e}")))?;
 
     let server_chain = load_certs("--tlscert", &files.server_cert)?;
+    let server_cert = describe_cert(&server_chain[0]);
     let server_key = load_key("--tlskey", &files.server_key)?;
 
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| LoadError(format!("TLS versions: {e}")))?
-        .with_client_cert_verifier(Arc::new(AuditingVerifier::new(verifier)))
+        .with_client_cert_verifier(Arc::new(AuditingVerifier::new(verifier.clone())))
         .with_single_cert(server_chain, server_key)
         .map_err(|e| match e {
             rustls::Error::InconsistentKeys(_) => LoadError(format!(
@@ -169,7 +195,21 @@ pub fn build_server_config(
 
     Ok(LoadedTls {
         config: Arc::new(config),
+        client_verifier: verifier,
         client_ca_count: ca_bundle.len(),
         crls: crl_summaries,
+        server_cert,
     })
+}
+
+fn describe_cert(der: &[u8]) -> String {
+    match X509Certificate::from_der(der) {
+        Ok((_, cert)) => format!(
+            "\"{}\" serial {} valid until {}",
+            cert.subject(),
+            identity::serial_hex(cert.raw_serial()),
+            cert.validity().not_after
+        ),
+        Err(_) => "unparsable certificate".into(),
+    }
 }

@@ -10,6 +10,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ const MAX_NET_READ: usize = 64 * 1024;
 struct Shared {
     conn: Mutex<ServerConnection>,
     writer: Mutex<TcpStream>,
+    /// Plaintext bytes read from and written to the client, for the live-session registry.
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
 }
 
 impl Shared {
@@ -38,12 +42,21 @@ impl Shared {
 #[derive(Clone)]
 pub struct TlsControl {
     socket: Arc<TcpStream>,
+    shared: Arc<Shared>,
 }
 
 impl TlsControl {
     /// Shuts the TCP connection down both ways: blocked reads and writes return at once.
     pub fn abort(&self) {
         let _ = self.socket.shutdown(Shutdown::Both);
+    }
+
+    /// Plaintext bytes (from the client, to the client) so far.
+    pub fn traffic(&self) -> (u64, u64) {
+        (
+            self.shared.bytes_in.load(Ordering::Relaxed),
+            self.shared.bytes_out.load(Ordering::Relaxed),
+        )
     }
 
     /// Bounds how long the reading half may still wait (used after the other direction ended).
@@ -74,14 +87,16 @@ pub fn split(
     conn: ServerConnection,
     socket: TcpStream,
 ) -> io::Result<(TlsReader, TlsWriter, TlsControl)> {
-    let control = TlsControl {
-        socket: Arc::new(socket.try_clone()?),
-    };
-    let writer_socket = socket.try_clone()?;
     let shared = Arc::new(Shared {
         conn: Mutex::new(conn),
-        writer: Mutex::new(writer_socket),
+        writer: Mutex::new(socket.try_clone()?),
+        bytes_in: AtomicU64::new(0),
+        bytes_out: AtomicU64::new(0),
     });
+    let control = TlsControl {
+        socket: Arc::new(socket.try_clone()?),
+        shared: shared.clone(),
+    };
     let reader = TlsReader {
         shared: shared.clone(),
         socket,
@@ -110,7 +125,10 @@ impl Read for TlsReader {
             {
                 let mut conn = shared.conn();
                 match conn.reader().read(out) {
-                    Ok(n) => return Ok(n),
+                    Ok(n) => {
+                        shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                        return Ok(n);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                     Err(e) => return Err(e),
@@ -226,6 +244,7 @@ impl Write for TlsWriter {
         let mut socket = shared.writer.lock().expect("TLS writer lock poisoned");
         let taken = self.encrypt(plaintext, false)?;
         self.send_ciphertext(&mut socket)?;
+        shared.bytes_out.fetch_add(taken as u64, Ordering::Relaxed);
         if taken == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,

@@ -1,0 +1,235 @@
+//! CRLs from URLs (`--crl-url`, `--crl-from-cdp`): downloaded at start and again before their
+//! nextUpdate (and at least every `--crl-refresh`), validated, and kept in `--crl-cache` so that
+//! a restart without network still enforces revocation.
+//!
+//! A download is only written to the cache when it parses and its signature verifies with the
+//! CA in `--tlscacert` that issued it; the file is replaced by rename, so the reload watcher
+//! never sees half a CRL. A failed download keeps the cached copy and is logged: it never opens
+//! the gate. The watcher loads the cache files like any other `--crl`.
+//!
+//! ureq is the HTTP client: blocking like the rest of the gate, small, and using the same
+//! rustls and ring. HTTPS servers are verified with webpki-roots, or with `--crl-url-ca`.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use log::{error, info, warn};
+use x509_parser::time::ASN1Time;
+
+use crate::reload::Trigger;
+use crate::tls::load::{load_certs, parse_crls, CrlSummary, LoadError};
+
+/// Time allowed for one download, connection included.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// A million-entry CRL is about 40 MB; anything far beyond is not a CRL.
+const MAX_CRL_BYTES: u64 = 512 * 1024 * 1024;
+/// After a failure, retry after this long, doubling up to the refresh interval.
+const FIRST_RETRY: Duration = Duration::from_secs(30);
+/// Fetch this long before a CRL's nextUpdate, so that a fresh one is in place in time.
+const BEFORE_NEXT_UPDATE: Duration = Duration::from_secs(300);
+
+/// One URL and the cache file its CRL is kept in.
+#[derive(Clone, Debug)]
+pub struct CrlSource {
+    pub url: String,
+    pub cache_file: PathBuf,
+}
+
+impl CrlSource {
+    pub fn new(url: &str, cache_dir: &Path) -> CrlSource {
+        let mut hasher = DefaultHasher::new();
+        url.hash(&mut hasher);
+        CrlSource {
+            url: url.to_string(),
+            cache_file: cache_dir.join(format!("crl-{:016x}.crl", hasher.finish())),
+        }
+    }
+}
+
+pub struct Fetcher {
+    agent: ureq::Agent,
+    client_ca: PathBuf,
+    refresh: Duration,
+}
+
+impl Fetcher {
+    /// `server_ca`: trust these roots for HTTPS instead of webpki-roots (`--crl-url-ca`).
+    pub fn new(
+        client_ca: PathBuf,
+        server_ca: Option<&Path>,
+        refresh: Duration,
+    ) -> Result<Fetcher, LoadError> {
+        let roots = match server_ca {
+            Some(path) => {
+                let certs = load_certs("--crl-url-ca", path)?;
+                ureq::tls::RootCerts::new_with_certs(
+                    &certs
+                        .iter()
+                        .map(|c| ureq::tls::Certificate::from_der(c).to_owned())
+                        .collect::<Vec<_>>(),
+                )
+            }
+            None => ureq::tls::RootCerts::WebPki,
+        };
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(roots)
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .timeout_global(Some(FETCH_TIMEOUT))
+            .http_status_as_error(true)
+            .build()
+            .into();
+        Ok(Fetcher {
+            agent,
+            client_ca,
+            refresh,
+        })
+    }
+
+    /// Downloads every source once, at start. Failures are logged: the cached copy, if any,
+    /// is used instead.
+    pub fn fetch_all(&self, sources: &[CrlSource]) {
+        for source in sources {
+            if let Err(e) = self.fetch(source) {
+                self.log_failure(source, &e);
+            }
+        }
+    }
+
+    /// Refreshes the sources for as long as the process runs; tells the watcher after each
+    /// download that changed a cache file.
+    pub fn spawn(self, sources: Vec<CrlSource>, reload: Sender<Trigger>) {
+        let fetcher = Arc::new(self);
+        for source in sources {
+            let fetcher = fetcher.clone();
+            let reload = reload.clone();
+            thread::Builder::new()
+                .name("dockgate-crl-fetch".into())
+                .spawn(move || fetcher.refresh_forever(&source, &reload))
+                .expect("cannot start a CRL fetch thread");
+        }
+    }
+
+    fn refresh_forever(&self, source: &CrlSource, reload: &Sender<Trigger>) {
+        let mut retry = FIRST_RETRY;
+        let mut wait = self.next_wait(cached_summary(source, &self.client_ca).as_ref());
+        loop {
+            thread::sleep(wait);
+            match self.fetch(source) {
+                Ok(outcome) => {
+                    retry = FIRST_RETRY;
+                    if outcome.changed {
+                        let _ = reload.send(Trigger::Fetched);
+                    }
+                    wait = self.next_wait(Some(&outcome.summary));
+                }
+                Err(e) => {
+                    self.log_failure(source, &e);
+                    wait = retry;
+                    retry = (retry * 2).min(self.refresh);
+                }
+            }
+        }
+    }
+
+    /// At the latest after `--crl-refresh`; earlier when the CRL's nextUpdate comes first.
+    fn next_wait(&self, summary: Option<&CrlSummary>) -> Duration {
+        let Some(next_update) = summary.and_then(|s| s.next_update) else {
+            return FIRST_RETRY.min(self.refresh);
+        };
+        let until = next_update.timestamp() - ASN1Time::now().timestamp();
+        let until = Duration::from_secs(u64::try_from(until).unwrap_or(0));
+        self.refresh
+            .min(until.saturating_sub(BEFORE_NEXT_UPDATE))
+            .max(FIRST_RETRY.min(self.refresh))
+    }
+
+    /// Downloads one CRL and installs it in the cache if it is valid and different.
+    fn fetch(&self, source: &CrlSource) -> Result<Fetched, String> {
+        let started = Instant::now();
+        let bytes = self
+            .agent
+            .get(&source.url)
+            .call()
+            .map_err(|e| e.to_string())?
+            .body_mut()
+            .with_config()
+            .limit(MAX_CRL_BYTES)
+            .read_to_vec()
+            .map_err(|e| e.to_string())?;
+        let ca_bundle = load_certs("--tlscacert", &self.client_ca).map_err(|e| e.to_string())?;
+        let label = format!("--crl-url {}", source.url);
+        let crls =
+            parse_crls(&label, Path::new(""), &bytes, &ca_bundle).map_err(|e| e.to_string())?;
+        let summary = crls
+            .into_iter()
+            .next()
+            .map(|crl| crl.summary)
+            .ok_or("no CRL in the download")?;
+        let changed = std::fs::read(&source.cache_file).map_or(true, |cached| cached != bytes);
+        if changed {
+            write_atomically(&source.cache_file, &bytes).map_err(|e| {
+                format!(
+                    "cannot write the cache file {}: {e}",
+                    source.cache_file.display()
+                )
+            })?;
+            info!(
+                "CRL downloaded from {} in {} ms: {} revoked, nextUpdate {}",
+                source.url,
+                started.elapsed().as_millis(),
+                summary.revoked,
+                summary
+                    .next_update
+                    .map_or("none".to_string(), |t| t.to_string())
+            );
+        }
+        Ok(Fetched { summary, changed })
+    }
+
+    fn log_failure(&self, source: &CrlSource, e: &str) {
+        if source.cache_file.exists() {
+            warn!(
+                "CRL download from {} failed ({e}); the cached copy {} stays in force",
+                source.url,
+                source.cache_file.display()
+            );
+        } else {
+            error!(
+                "CRL download from {} failed ({e}) and there is no cached copy: clients of its CA are refused until it succeeds",
+                source.url
+            );
+        }
+    }
+}
+
+struct Fetched {
+    summary: CrlSummary,
+    changed: bool,
+}
+
+fn cached_summary(source: &CrlSource, client_ca: &Path) -> Option<CrlSummary> {
+    let bytes = std::fs::read(&source.cache_file).ok()?;
+    let ca_bundle = load_certs("--tlscacert", client_ca).ok()?;
+    parse_crls("--crl-url", &source.cache_file, &bytes, &ca_bundle)
+        .ok()?
+        .into_iter()
+        .next()
+        .map(|crl| crl.summary)
+}
+
+/// Write to a temporary file in the same directory, then rename over the target.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)
+}
