@@ -16,6 +16,10 @@ TLS:
                           trusted for clients; it may differ from the issuer of --tlscert.
     --tlscert FILE        Server certificate chain (PEM) presented to clients.
     --tlskey FILE         Private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tlscert.
+    --tlspfx FILE         Server certificate, chain and key as PKCS#12 (.pfx/.p12), instead of
+                          --tlscert and --tlskey.
+    --tlspfx-password-file FILE
+                          The password of --tlspfx: the whole file, without a trailing newline.
 
 REVOCATION (default: fail closed):
     --crl FILE            Certificate revocation list, PEM or DER. Repeatable: one per CA
@@ -69,6 +73,8 @@ pub struct Flags {
     pub tlscacert: Option<PathBuf>,
     pub tlscert: Option<PathBuf>,
     pub tlskey: Option<PathBuf>,
+    pub tlspfx: Option<PathBuf>,
+    pub tlspfx_password_file: Option<PathBuf>,
     pub crls: Vec<PathBuf>,
     pub no_crl: bool,
     pub crl_leaf_only: bool,
@@ -106,6 +112,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
         tlscacert: args.opt_value_from_str("--tlscacert").map_err(describe)?,
         tlscert: args.opt_value_from_str("--tlscert").map_err(describe)?,
         tlskey: args.opt_value_from_str("--tlskey").map_err(describe)?,
+        tlspfx: args.opt_value_from_str("--tlspfx").map_err(describe)?,
+        tlspfx_password_file: args
+            .opt_value_from_str("--tlspfx-password-file")
+            .map_err(describe)?,
         crls: args.values_from_str("--crl").map_err(describe)?,
         no_crl: args.contains("--no-crl"),
         crl_leaf_only: args.contains("--crl-leaf-only"),
@@ -185,6 +195,8 @@ mod tests {
             "--tlscacert",
             "--tlscert",
             "--tlskey",
+            "--tlspfx ",
+            "--tlspfx-password-file",
             "--crl ",
             "--crl-leaf-only",
             "--crl-allow-unknown",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cli::Flags;
 use crate::logging::LogFormat;
 use crate::reload::ReloadSettings;
-use crate::tls::{RevocationPolicy, TlsFiles};
+use crate::tls::{RevocationPolicy, ServerIdentity, TlsFiles};
 use crate::upstream::Upstream;
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:2376";
@@ -44,10 +44,10 @@ impl Config {
         let required = |value: Option<std::path::PathBuf>, flag: &str| {
             value.ok_or_else(|| format!("{flag} FILE is required (see --help)"))
         };
+        let server = server_identity(&flags)?;
         let tls = TlsFiles {
             client_ca: required(flags.tlscacert, "--tlscacert")?,
-            server_cert: required(flags.tlscert, "--tlscert")?,
-            server_key: required(flags.tlskey, "--tlskey")?,
+            server,
             crls: flags.crls,
             fetched_crls: Vec::new(),
         };
@@ -106,6 +106,29 @@ impl Config {
             upstream,
             log_format,
         })
+    }
+}
+
+/// `--tlscert` with `--tlskey`, or `--tlspfx` with `--tlspfx-password-file`.
+fn server_identity(flags: &Flags) -> Result<ServerIdentity, String> {
+    match (&flags.tlspfx, &flags.tlscert, &flags.tlskey) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            Err("--tlspfx replaces --tlscert and --tlskey: give one or the other".into())
+        }
+        (Some(file), None, None) => Ok(ServerIdentity::Pfx {
+            file: file.clone(),
+            password_file: flags.tlspfx_password_file.clone().ok_or(
+                "--tlspfx needs --tlspfx-password-file FILE (the whole file is the password)",
+            )?,
+        }),
+        (None, cert, key) => Ok(ServerIdentity::Pem {
+            cert: cert
+                .clone()
+                .ok_or("--tlscert FILE is required (or --tlspfx; see --help)")?,
+            key: key
+                .clone()
+                .ok_or("--tlskey FILE is required (see --help)")?,
+        }),
     }
 }
 

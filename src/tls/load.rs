@@ -7,7 +7,9 @@ use std::fmt;
 use std::path::Path;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer,
+};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::time::ASN1Time;
@@ -68,6 +70,69 @@ pub fn load_key(flag: &str, path: &Path) -> Result<PrivateKeyDer<'static>, LoadE
         rustls::pki_types::pem::Error::NoItemsFound => err(flag, path, "no PRIVATE KEY found"),
         other => err(flag, path, format!("malformed private key: {other}")),
     })
+}
+
+/// Loads the server chain and key from a PKCS#12 file (`.pfx`, as Windows exports them).
+///
+/// The whole password file is the password. A trailing newline is refused with a message
+/// rather than tried: `echo secret > file` is the usual mistake, and a silent mismatch would
+/// only say "wrong password".
+pub fn load_pfx(
+    path: &Path,
+    password_file: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), LoadError> {
+    const FLAG: &str = "--tlspfx";
+    let password = std::fs::read(password_file).map_err(|e| {
+        err(
+            "--tlspfx-password-file",
+            password_file,
+            format!("cannot read: {e}"),
+        )
+    })?;
+    if password.ends_with(b"\n") {
+        return Err(err(
+            "--tlspfx-password-file",
+            password_file,
+            "ends with a newline, but the whole file is the password; write it without one (printf '%s' \"$PASSWORD\" > FILE)",
+        ));
+    }
+    let password = String::from_utf8(password).map_err(|_| {
+        err(
+            "--tlspfx-password-file",
+            password_file,
+            "the password is not UTF-8 text",
+        )
+    })?;
+    let bytes = read_file(FLAG, path)?;
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        &bytes,
+        &password,
+        p12_keystore::Pkcs12ImportPolicy::Strict,
+    )
+    .map_err(|e| {
+        err(
+            FLAG,
+            path,
+            format!("cannot open (wrong password or not PKCS#12?): {e}"),
+        )
+    })?;
+    let (_, chain) = store
+        .private_key_chain()
+        .ok_or_else(|| err(FLAG, path, "holds no private key with its certificate"))?;
+    let certs: Vec<CertificateDer<'static>> = chain
+        .certs()
+        .iter()
+        .map(|cert| CertificateDer::from(cert.as_der().to_vec()))
+        .collect();
+    if certs.is_empty() {
+        return Err(err(
+            FLAG,
+            path,
+            "holds a private key without its certificate",
+        ));
+    }
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec()));
+    Ok((certs, key))
 }
 
 /// One CRL with what the operator wants to see about it at start and reload.

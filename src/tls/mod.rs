@@ -20,7 +20,9 @@ use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use self::load::{load_certs, load_crls, load_key, CrlSummary, LoadError};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use self::load::{load_certs, load_crls, load_key, load_pfx, CrlSummary, LoadError};
 use self::verifier::AuditingVerifier;
 
 /// The files that make up the gate's TLS identity and client trust.
@@ -28,10 +30,8 @@ use self::verifier::AuditingVerifier;
 pub struct TlsFiles {
     /// `--tlscacert`: the CA bundle that issues client certificates (and nothing else).
     pub client_ca: PathBuf,
-    /// `--tlscert`: the server certificate chain presented to clients.
-    pub server_cert: PathBuf,
-    /// `--tlskey`: the server certificate's private key.
-    pub server_key: PathBuf,
+    /// The gate's own certificate and key.
+    pub server: ServerIdentity,
     /// `--crl`: revocation lists, one or more per file.
     pub crls: Vec<PathBuf>,
     /// CRLs fetched from `--crl-url` into the cache directory. Unlike `crls`, a missing file is
@@ -39,11 +39,63 @@ pub struct TlsFiles {
     pub fetched_crls: Vec<PathBuf>,
 }
 
+/// Where the server certificate and key come from.
+#[derive(Clone, Debug)]
+pub enum ServerIdentity {
+    /// `--tlscert` (chain) and `--tlskey`, PEM.
+    Pem { cert: PathBuf, key: PathBuf },
+    /// `--tlspfx` with `--tlspfx-password-file`: PKCS#12, as Windows exports certificates.
+    Pfx {
+        file: PathBuf,
+        password_file: PathBuf,
+    },
+}
+
+impl ServerIdentity {
+    fn files(&self) -> [&PathBuf; 2] {
+        match self {
+            ServerIdentity::Pem { cert, key } => [cert, key],
+            ServerIdentity::Pfx {
+                file,
+                password_file,
+            } => [file, password_file],
+        }
+    }
+
+    /// Loads the chain and the key.
+    fn load(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), LoadError> {
+        match self {
+            ServerIdentity::Pem { cert, key } => {
+                Ok((load_certs("--tlscert", cert)?, load_key("--tlskey", key)?))
+            }
+            ServerIdentity::Pfx {
+                file,
+                password_file,
+            } => load_pfx(file, password_file),
+        }
+    }
+
+    /// The flags and files, for the error when the key does not match the certificate.
+    fn describe(&self) -> String {
+        match self {
+            ServerIdentity::Pem { cert, key } => format!(
+                "--tlskey {}: does not match the certificate in --tlscert {}",
+                key.display(),
+                cert.display()
+            ),
+            ServerIdentity::Pfx { file, .. } => format!(
+                "--tlspfx {}: the private key does not match the certificate",
+                file.display()
+            ),
+        }
+    }
+}
+
 impl TlsFiles {
     /// Every file the configuration is built from, for the reload watcher.
     pub fn all(&self) -> impl Iterator<Item = &PathBuf> {
-        [&self.client_ca, &self.server_cert, &self.server_key]
-            .into_iter()
+        std::iter::once(&self.client_ca)
+            .chain(self.server.files())
             .chain(&self.crls)
             .chain(&self.fetched_crls)
     }
@@ -164,9 +216,8 @@ pub fn build_server_config(
         .build()
         .map_err(|e| LoadError(format!("cannot build the client verifier: {e}")))?;
 
-    let server_chain = load_certs("--tlscert", &files.server_cert)?;
+    let (server_chain, server_key) = files.server.load()?;
     let server_cert = describe_cert(&server_chain[0]);
-    let server_key = load_key("--tlskey", &files.server_key)?;
 
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -174,16 +225,8 @@ pub fn build_server_config(
         .with_client_cert_verifier(Arc::new(AuditingVerifier::new(verifier.clone())))
         .with_single_cert(server_chain, server_key)
         .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => LoadError(format!(
-                "--tlskey {}: does not match the certificate in --tlscert {}",
-                files.server_key.display(),
-                files.server_cert.display()
-            )),
-            other => LoadError(format!(
-                "--tlscert {} / --tlskey {}: {other}",
-                files.server_cert.display(),
-                files.server_key.display()
-            )),
+            rustls::Error::InconsistentKeys(_) => LoadError(files.server.describe()),
+            other => LoadError(format!("server certificate and key: {other}")),
         })?;
 
     // A resumed session skips client verification, and with it the CRL: a client revoked after

@@ -15,5 +15,6 @@ mod harness;
 mod hijack;
 mod json_log;
 mod malformed;
+mod pfx;
 mod refusals;
 mod upstream_down;
