@@ -528,7 +528,9 @@ impl ResponseSide {
             }
             framing => self.relay_head_then_body(response.len, framing),
         };
-        let keep_alive = response.framing != Framing::UntilClose;
+        // Without this, a `Connection: close` exchange would hang: Docker closes, but the
+        // gate would wait for the client's next request while the client waits for the close.
+        let keep_alive = response.framing != Framing::UntilClose && !response.closes;
         let (bytes_out, end) = match relayed {
             Ok(n) => (
                 n,

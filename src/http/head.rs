@@ -63,6 +63,9 @@ pub struct ResponseHead {
     pub framing: Framing,
     /// `Content-Type: application/vnd.docker.raw-stream` or `...multiplexed-stream`.
     pub raw_stream: bool,
+    /// The upstream closes the connection after this response (`Connection: close`, or
+    /// HTTP/1.0 without keep-alive): the client's connection must end with it.
+    pub closes: bool,
     pub len: usize,
 }
 
@@ -193,12 +196,33 @@ fn response_head(
             None => Framing::UntilClose,
         }
     };
+    let closes = connection_closes(response.headers, response.version == Some(0));
     Ok(ResponseHead {
         status,
         framing,
         raw_stream,
+        closes,
         len,
     })
+}
+
+/// `Connection: close` (any token of any Connection header), or HTTP/1.0 without `keep-alive`.
+fn connection_closes(headers: &[httparse::Header<'_>], http10: bool) -> bool {
+    let tokens: Vec<String> = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| {
+            String::from_utf8_lossy(h.value)
+                .to_ascii_lowercase()
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if tokens.iter().any(|t| t == "close") {
+        return true;
+    }
+    http10 && !tokens.iter().any(|t| t == "keep-alive")
 }
 
 /// The values of every Content-Length header and every Transfer-Encoding list element.
@@ -374,6 +398,12 @@ mod tests {
         };
         let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK";
         assert_eq!(parse(ok, "GET").framing, Framing::Length(2));
+        assert!(!parse(ok, "GET").closes);
+        let closing =
+            "HTTP/1.1 200 OK\r\nConnection: Keep-Alive, Close\r\nContent-Length: 2\r\n\r\nOK";
+        assert!(parse(closing, "GET").closes);
+        assert!(parse("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nOK", "GET").closes);
+        assert!(!parse("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n", "HEAD").closes);
         assert_eq!(parse(ok, "HEAD").framing, Framing::None);
         let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(parse(chunked, "GET").framing, Framing::Chunked);

@@ -18,3 +18,4 @@ mod malformed;
 mod pfx;
 mod refusals;
 mod upstream_down;
+mod wire;

@@ -1,0 +1,244 @@
+//! Wire details the docker CLI does not exercise on its own: TLS resumption is refused (it
+//! would skip the CRL check), registry credentials never reach the log, the legacy raw `200`
+//! answer to an exec start without `Upgrade`, and Docker failing before or during a response
+//! (a fake upstream on a unix socket, for what dockerd cannot be made to do).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+use std::thread;
+
+use rustls::client::Resumption;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
+
+use crate::common::pki::Identity;
+use crate::common::tls::{exchange, RawTls};
+use crate::common::util::{fresh_dir, unique_name};
+use crate::common::{pki, Container, Gate, GateBuilder, TEST_IMAGE};
+
+/// A client config for `id` that keeps a session cache and offers only `version`.
+fn resuming_client(
+    id: &Identity,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(pki().root_der.clone()))
+        .unwrap();
+    let chain = id
+        .chain_der
+        .iter()
+        .map(|d| CertificateDer::from(d.clone()))
+        .collect();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key_der.clone()));
+    let mut config = ClientConfig::builder_with_protocol_versions(&[version])
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    config.resumption = Resumption::in_memory_sessions(16);
+    Arc::new(config)
+}
+
+/// One `/_ping` on a new connection; returns how the handshake went.
+fn ping(port: u16, config: &Arc<ClientConfig>) -> HandshakeKind {
+    let server = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+    let conn = ClientConnection::new(config.clone(), server).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // `Connection: close` must end the exchange: the gate once waited for another request here.
+    sock.set_read_timeout(Some(crate::common::tls::READ_TIMEOUT))
+        .unwrap();
+    let mut tls = StreamOwned::new(conn, sock);
+    tls.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = Vec::new();
+    let read = tls.read_to_end(&mut response);
+    assert!(
+        !matches!(&read, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the gate did not close after Connection: close"
+    );
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    tls.conn.handshake_kind().expect("handshake done")
+}
+
+#[test]
+fn tls_sessions_are_never_resumed() {
+    let gate = Gate::standard();
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let config = resuming_client(&pki().alice, version);
+        assert_eq!(ping(gate.port, &config), HandshakeKind::Full);
+        // The client offers the session it just had; a full handshake means the gate declined,
+        // so the certificate (and the CRL) is checked again.
+        assert_eq!(
+            ping(gate.port, &config),
+            HandshakeKind::Full,
+            "{version:?} resumed"
+        );
+    }
+}
+
+#[test]
+fn registry_credentials_are_not_logged() {
+    let gate = Gate::standard();
+    let secret = "eyJ1c2VybmFtZSI6ImFsaWNlIiwicGFzc3dvcmQiOiJodW50ZXIyIn0K";
+    let request = format!(
+        "GET /v1.41/info HTTP/1.1\r\nHost: x\r\nX-Registry-Auth: {secret}\r\nX-Registry-Config: {secret}\r\nConnection: close\r\n\r\n"
+    );
+    let out = exchange(gate.port, Some(&pki().alice), request.as_bytes());
+    assert_eq!(out.status(), Some(200), "{}", out.text());
+    gate.wait_for_log(
+        &["request", "/v1.41/info", "status=200"],
+        crate::common::expect::LOG_WAIT,
+    );
+    assert!(
+        !gate.logs().contains(secret),
+        "credentials in the log:\n{}",
+        gate.logs()
+    );
+}
+
+#[test]
+fn exec_start_without_upgrade_gets_the_legacy_raw_stream() {
+    let gate = Gate::standard();
+    let alice = &pki().alice;
+    let name = unique_name("legacy");
+    let container = Container::named(name.clone());
+    let mut api = RawTls::connect(gate.port, Some(alice));
+    let post = |api: &mut RawTls, path: &str, json: &str| {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+            json.len()
+        );
+        api.send(request.as_bytes()).unwrap();
+        let (status, _, body) = api.read_response();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let create = format!(r#"{{"Image":"{TEST_IMAGE}","Cmd":["sleep","60"]}}"#);
+    let (status, body) = post(
+        &mut api,
+        &format!("/v1.41/containers/create?name={name}"),
+        &create,
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(&mut api, &format!("/v1.41/containers/{name}/start"), "");
+    assert_eq!(status, 204, "{body}");
+    let exec = r#"{"AttachStdin":true,"AttachStdout":true,"Cmd":["cat"]}"#;
+    let (status, body) = post(&mut api, &format!("/v1.41/containers/{name}/exec"), exec);
+    assert_eq!(status, 201, "{body}");
+    let id: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = id["Id"].as_str().unwrap();
+
+    // No Upgrade header: dockerd answers `200 OK` with a raw-stream content type and no
+    // framing, and the connection is a raw stream from then on.
+    let mut session = RawTls::connect(gate.port, Some(alice));
+    let start = r#"{"Detach":false,"Tty":true}"#;
+    session
+        .send(
+            format!(
+                "POST /v1.41/exec/{id}/start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{start}",
+                start.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let (status, head) = session.read_head();
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("application/vnd.docker.raw-stream"),
+        "{head}"
+    );
+    session.send(b"legacy hijack works\n").unwrap();
+    session.half_close_notify();
+    let out = session.read_to_close();
+    assert!(
+        out.text().contains("legacy hijack works"),
+        "{:?}\n{}",
+        out.text(),
+        gate.logs()
+    );
+    gate.wait_for_log(&["session end", "/exec/"], crate::common::expect::LOG_WAIT);
+    drop(container);
+}
+
+/// A fake Docker on a unix socket: for each connection, reads the request head and then does
+/// what `behaviour` says with the raw stream.
+fn fake_docker(behaviour: fn(&mut std::os::unix::net::UnixStream)) -> String {
+    let dir = fresh_dir("fake-docker");
+    let path = dir.join("docker.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            behaviour(&mut conn);
+        }
+    });
+    format!("unix://{}", path.display())
+}
+
+#[test]
+fn docker_closing_before_answering_gives_502() {
+    let upstream = fake_docker(|_conn| {});
+    let gate = GateBuilder::standard().upstream(&upstream).start();
+    let out = exchange(
+        gate.port,
+        Some(&pki().alice),
+        b"GET /v1.41/info HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(out.status(), Some(502), "{}", out.text());
+    assert!(
+        out.text()
+            .contains(r#"{"message":"dockgate: Docker closed the connection without answering"}"#),
+        "{}",
+        out.text()
+    );
+    gate.wait_for_log(
+        &["request", "/v1.41/info", "status=502"],
+        crate::common::expect::LOG_WAIT,
+    );
+}
+
+#[test]
+fn docker_dying_inside_a_response_head_gives_502() {
+    let upstream = fake_docker(|conn| {
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Ty");
+    });
+    let gate = GateBuilder::standard().upstream(&upstream).start();
+    let out = exchange(
+        gate.port,
+        Some(&pki().alice),
+        b"GET /v1.41/info HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(out.status(), Some(502), "{}", out.text());
+    assert!(
+        out.text().contains("dockgate: invalid answer from Docker"),
+        "{}",
+        out.text()
+    );
+}
+
+#[test]
+fn docker_dying_inside_a_body_closes_without_completing_it() {
+    let upstream = fake_docker(|conn| {
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    });
+    let gate = GateBuilder::standard().upstream(&upstream).start();
+    let out = exchange(
+        gate.port,
+        Some(&pki().alice),
+        b"GET /v1.41/info HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    // The head was already relayed, so no 502 can follow: the client sees the body cut short
+    // (3 of 10 bytes) and the connection closed.
+    assert_eq!(out.status(), Some(200), "{}", out.text());
+    assert!(out.text().ends_with("\r\n\r\nabc"), "{:?}", out.text());
+}
