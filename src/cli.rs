@@ -53,8 +53,10 @@ RELOAD:
 NETWORK:
     --listen ADDR         Address to listen on, IPv4 or IPv6 ([::]:2376). Repeatable.
                           Default: 0.0.0.0:2376. Port 0 picks a free port (logged).
-    --upstream URL        Docker's endpoint: unix:///path/docker.sock or tcp://host:port.
+    --upstream URL        Docker's endpoint: unix:///path/docker.sock, tcp://host:port or
+                          npipe:////./pipe/docker_engine (Windows).
                           Default: unix:///var/run/docker.sock
+                          (Windows: npipe:////./pipe/docker_engine)
 
 LOGGING:
     --log-format FORMAT   text or json (one JSON object per line). Default: text.

@@ -29,7 +29,8 @@ use crate::tls::{build_server_config, LoadedTls, RevocationPolicy, TlsFiles};
 /// Why the watcher should look now rather than at the next interval.
 #[derive(Debug)]
 pub enum Trigger {
-    /// SIGHUP: reload even if no file seems to have changed.
+    /// SIGHUP: reload even if no file seems to have changed (there are no signals on Windows).
+    #[cfg_attr(not(unix), allow(dead_code))]
     Signal,
     /// A CRL was downloaded into the cache.
     Fetched,

@@ -12,6 +12,9 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(windows)]
+mod npipe;
+
 /// How long dialing a TCP upstream may take before the client gets a 502.
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -22,16 +25,31 @@ pub enum Upstream {
     Unix(PathBuf),
     /// `tcp://127.0.0.1:2375`: plain TCP to a daemon bound to localhost.
     Tcp(String),
+    /// `npipe:////./pipe/docker_engine`: a Windows named pipe, held as its Windows path
+    /// (`\\.\pipe\docker_engine`).
+    Npipe(String),
 }
 
 impl Upstream {
     /// The default endpoint of the platform.
     pub fn platform_default() -> Upstream {
-        Upstream::Unix(PathBuf::from("/var/run/docker.sock"))
+        if cfg!(windows) {
+            Upstream::Npipe(r"\\.\pipe\docker_engine".to_string())
+        } else {
+            Upstream::Unix(PathBuf::from("/var/run/docker.sock"))
+        }
     }
 
-    /// Parses `unix:///path` or `tcp://host:port`.
+    /// Parses `unix:///path`, `tcp://host:port` or `npipe:////./pipe/name` (Docker's spelling;
+    /// `npipe://./pipe/name` is accepted too).
     pub fn parse(url: &str) -> Result<Upstream, String> {
+        if let Some(rest) = url.strip_prefix("npipe://") {
+            return parse_npipe(rest).ok_or_else(|| {
+                format!(
+                    "{url}: expected npipe:////./pipe/NAME, e.g. npipe:////./pipe/docker_engine"
+                )
+            });
+        }
         if let Some(path) = url.strip_prefix("unix://") {
             if !path.starts_with('/') {
                 return Err(format!(
@@ -51,7 +69,7 @@ impl Upstream {
             return Ok(Upstream::Tcp(address.to_string()));
         }
         Err(format!(
-            "{url}: unsupported scheme (use unix:///path/docker.sock or tcp://host:port)"
+            "{url}: unsupported scheme (use unix:///path/docker.sock, tcp://host:port or npipe:////./pipe/docker_engine)"
         ))
     }
 
@@ -78,6 +96,13 @@ impl Upstream {
                     writer: Box::new(stream),
                 })
             }
+            #[cfg(windows)]
+            Upstream::Npipe(path) => npipe::connect(path),
+            #[cfg(not(windows))]
+            Upstream::Npipe(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "named pipes are only available on Windows",
+            )),
         }
     }
 }
@@ -87,8 +112,25 @@ impl fmt::Display for Upstream {
         match self {
             Upstream::Unix(path) => write!(f, "unix://{}", path.display()),
             Upstream::Tcp(address) => write!(f, "tcp://{address}"),
+            Upstream::Npipe(path) => write!(f, "npipe://{}", path.replace('\\', "/")),
         }
     }
+}
+
+/// `//./pipe/name` or `./pipe/name` (what follows `npipe://`) -> `\\.\pipe\name`. The host
+/// part may name a remote machine (`//server/pipe/name`), as in Windows pipe paths.
+fn parse_npipe(rest: &str) -> Option<Upstream> {
+    let rest = rest.replace('\\', "/");
+    let rest = rest.strip_prefix("//").unwrap_or(&rest);
+    let (host, name) = rest.split_once('/')?;
+    let name = name.strip_prefix("pipe/")?;
+    if host.is_empty() || host.contains('/') || name.is_empty() || name.ends_with('/') {
+        return None;
+    }
+    Some(Upstream::Npipe(format!(
+        r"\\{host}\pipe\{}",
+        name.replace('/', "\\")
+    )))
 }
 
 fn connect_tcp(address: &str) -> io::Result<TcpStream> {
@@ -184,5 +226,42 @@ mod tests {
             Upstream::parse("unix:///run/d.sock").unwrap().to_string(),
             "unix:///run/d.sock"
         );
+    }
+
+    #[test]
+    fn parses_named_pipe_urls() {
+        let engine = Upstream::Npipe(r"\\.\pipe\docker_engine".into());
+        assert_eq!(
+            Upstream::parse("npipe:////./pipe/docker_engine").unwrap(),
+            engine
+        );
+        assert_eq!(
+            Upstream::parse("npipe://./pipe/docker_engine").unwrap(),
+            engine
+        );
+        assert_eq!(engine.to_string(), "npipe:////./pipe/docker_engine");
+        assert_eq!(
+            Upstream::parse("npipe:////server/pipe/docker_engine").unwrap(),
+            Upstream::Npipe(r"\\server\pipe\docker_engine".into())
+        );
+        for bad in [
+            "npipe://",
+            "npipe:////./docker_engine",
+            "npipe:////./pipe/",
+            "npipe://pipe/docker_engine",
+            "npipe:////.//pipe/x",
+        ] {
+            assert!(Upstream::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn platform_default_is_the_docker_engine_pipe_on_windows() {
+        let expected = if cfg!(windows) {
+            "npipe:////./pipe/docker_engine"
+        } else {
+            "unix:///var/run/docker.sock"
+        };
+        assert_eq!(Upstream::platform_default().to_string(), expected);
     }
 }
