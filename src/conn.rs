@@ -13,7 +13,7 @@
 //! Nothing reaches Docker before the handshake has verified the client certificate, and the
 //! upstream connection is only opened once a first complete request head has arrived.
 
-use std::io::{self, Read as _, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -26,7 +26,7 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::{ServerConfig, ServerConnection};
 
 use crate::audit::{self, Client};
-use crate::gate::Gate;
+use crate::gate::{Gate, HandshakeSlot};
 use crate::http::body::{self, RelayError};
 use crate::http::head::{self, Framing, HeadError, RequestHead, MAX_HEAD};
 use crate::http::inbound::Inbound;
@@ -50,10 +50,13 @@ const LINGER_MAX_BYTES: u64 = 1 << 20;
 const RESPONSE_THREAD_STACK: usize = 128 * 1024;
 
 /// Serves one accepted TCP connection until both directions have ended.
-pub fn serve(gate: &Gate, tcp: TcpStream, peer: SocketAddr) {
+pub fn serve(slot: HandshakeSlot, tcp: TcpStream, peer: SocketAddr) {
     net::tune_socket(&tcp);
+    let gate = &*slot.gate();
     let state = gate.tls();
-    let Some((tls, identity)) = handshake(state.tls.config.clone(), &tcp, peer) else {
+    let handshaken = handshake(state.tls.config.clone(), &tcp, peer);
+    drop(slot);
+    let Some((tls, identity)) = handshaken else {
         return;
     };
     debug!(
@@ -118,8 +121,6 @@ fn handshake(
     tcp: &TcpStream,
     peer: SocketAddr,
 ) -> Option<(ServerConnection, PeerIdentity)> {
-    let _ = tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
-    let _ = tcp.set_write_timeout(Some(HANDSHAKE_TIMEOUT));
     let mut tls = match ServerConnection::new(config) {
         Ok(tls) => tls,
         Err(e) => {
@@ -127,13 +128,10 @@ fn handshake(
             return None;
         }
     };
-    let mut io = tcp;
-    while tls.is_handshaking() {
-        if let Err(e) = tls.complete_io(&mut io) {
-            let reason = describe_handshake_failure(&e);
-            audit::handshake_refused(peer, &reason, take_refused_identity().as_ref());
-            return None;
-        }
+    if let Err(e) = drive_handshake(&mut tls, tcp) {
+        let reason = describe_handshake_failure(&e);
+        audit::handshake_refused(peer, &reason, take_refused_identity().as_ref());
+        return None;
     }
     // Hijacked sessions and /events streams may be idle for hours: no timeouts from here on.
     // (SO_RCVTIMEO is shared by every clone of the socket, so this must happen before the split.)
@@ -151,6 +149,38 @@ fn handshake(
             None
         }
     }
+}
+
+/// Runs the handshake one read or write at a time against one deadline for the whole of it
+/// (rustls' `complete_io` loops internally, so a per-read timeout would let a client that
+/// trickles one byte at a time hold an unauthenticated connection for as long as it likes).
+fn drive_handshake(tls: &mut ServerConnection, tcp: &TcpStream) -> io::Result<()> {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let mut io = tcp;
+    while tls.is_handshaking() || tls.wants_write() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "handshake timed out",
+            ));
+        }
+        tcp.set_read_timeout(Some(left))?;
+        tcp.set_write_timeout(Some(left))?;
+        if tls.wants_write() {
+            tls.write_tls(&mut io)?;
+            continue;
+        }
+        if tls.read_tls(&mut io)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if let Err(e) = tls.process_new_packets() {
+            // Send the alert that says why (certificate_revoked, unknown_ca, ...).
+            while tls.wants_write() && tls.write_tls(&mut io).is_ok() {}
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+    }
+    Ok(())
 }
 
 fn describe_handshake_failure(e: &io::Error) -> String {
@@ -397,10 +427,13 @@ impl Connection {
         self.linger();
     }
 
-    /// Reads (and drops) what the client still sends, until it closes or `LINGER` passes.
+    /// Reads (and drops, undecrypted) what the client still sends, until it closes, `LINGER`
+    /// passes or `LINGER_MAX_BYTES` arrived.
     fn linger(mut self) {
-        let mut sink = io::sink();
-        let _ = io::copy(&mut (&mut self.inbound).take(LINGER_MAX_BYTES), &mut sink);
+        let _ = self
+            .inbound
+            .get_mut()
+            .wait_for_transport_end(LINGER_MAX_BYTES);
     }
 }
 

@@ -173,6 +173,18 @@ impl Fetcher {
             .next()
             .map(|crl| crl.summary)
             .ok_or("no CRL in the download")?;
+        // As for files on reload: an issuer the gate cannot verify is only taken where the
+        // cached copy came from the same issuer.
+        if !summary.signature_checked {
+            if let Some(cached) = cached_summary(source, &self.client_ca) {
+                if cached.issuer != summary.issuer {
+                    return Err(format!(
+                        "{label}: issued by \"{}\", which is not in --tlscacert, where the cached CRL is from \"{}\": not taken",
+                        summary.issuer, cached.issuer
+                    ));
+                }
+            }
+        }
         let changed = std::fs::read(&source.cache_file).map_or(true, |cached| cached != bytes);
         if changed {
             write_atomically(&source.cache_file, &bytes).map_err(|e| {

@@ -6,7 +6,7 @@
 //! handshakes use, and closes the connections whose chain no longer passes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,8 @@ pub struct LiveConn {
     started: Instant,
     /// What the connection is doing, for the log line when it is cut.
     activity: Mutex<String>,
+    /// Set once the connection was cut, so that a later reload does not cut (and log) it again.
+    cut: AtomicBool,
 }
 
 impl LiveConn {
@@ -72,6 +74,7 @@ impl Registry {
             control,
             started: Instant::now(),
             activity: Mutex::new("idle".into()),
+            cut: AtomicBool::new(false),
         });
         self.lock().insert(id, conn.clone());
         Registration {
@@ -98,7 +101,7 @@ impl Registry {
             };
             let verdict = verifier.verify_client_cert(leaf, intermediates, now);
             if let Err(e) = verdict {
-                if is_expired_crl(&e) {
+                if is_expired_crl(&e) || conn.cut.swap(true, Ordering::SeqCst) {
                     continue;
                 }
                 conn.control.abort();

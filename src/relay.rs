@@ -21,17 +21,21 @@ const AFTER_OUTPUT: Duration = Duration::from_secs(30);
 
 /// Copies the client's bytes (stdin) to Docker until the client ends its side. Returns the
 /// number of bytes copied.
+///
+/// After a clean end the client is still watched at the TCP level until it closes or Docker's
+/// output ends too: if its connection fails meanwhile (a vanished host, found by keepalive) or
+/// the gate cuts it (a revocation), Docker's side is aborted, so the output direction does not
+/// wait forever on a container that prints nothing.
 pub fn client_to_upstream(
     client: &mut Inbound<TlsReader>,
     upstream: &mut dyn UpstreamWrite,
 ) -> u64 {
     let (copied, result) = copy(client, upstream);
-    match result {
-        Ok(()) => {
-            let _ = upstream.close_write();
-        }
-        // The client vanished, never closed after the output ended, or Docker went away.
-        Err(_) => upstream.abort(),
+    let ended_cleanly = result.is_ok()
+        && upstream.close_write().is_ok()
+        && client.get_mut().watch_after_client_end().is_ok();
+    if !ended_cleanly {
+        upstream.abort();
     }
     copied
 }

@@ -23,7 +23,7 @@ use log::{error, info, warn};
 use x509_parser::time::ASN1Time;
 
 use crate::gate::Gate;
-use crate::tls::load::CrlSummary;
+use crate::tls::load::{CrlSummary, LoadError};
 use crate::tls::{build_server_config, LoadedTls, RevocationPolicy, TlsFiles};
 
 /// Why the watcher should look now rather than at the next interval.
@@ -127,7 +127,11 @@ impl Watcher {
     }
 
     fn reload(&mut self, files_now: Snapshot) {
-        match build_server_config(&self.files, self.policy) {
+        let built = build_server_config(&self.files, self.policy).and_then(|tls| {
+            keeps_unverified_issuers(&self.gate.tls().tls, &tls)?;
+            Ok(tls)
+        });
+        match built {
             Ok(tls) => {
                 log_changes(&self.gate.tls().tls, &tls);
                 let state = self.gate.replace_tls(tls);
@@ -151,6 +155,23 @@ impl Watcher {
             }
         }
     }
+}
+
+/// A CRL whose issuer is not in `--tlscacert` (an intermediate that clients send) cannot be
+/// checked at load time. Such a CRL is accepted at start, and on reload only when its file held
+/// a CRL of the same issuer before: a reload never swaps a checkable CRL, or one CA's CRL, for
+/// one from an issuer the gate cannot verify (a file mixed up with another CA's).
+fn keeps_unverified_issuers(old: &LoadedTls, new: &LoadedTls) -> Result<(), LoadError> {
+    for crl in new.crls.iter().filter(|crl| !crl.signature_checked) {
+        let before: Vec<&CrlSummary> = old.crls.iter().filter(|o| o.file == crl.file).collect();
+        if !before.is_empty() && !before.iter().any(|o| o.issuer == crl.issuer) {
+            return Err(LoadError(format!(
+                "--crl {}: issued by \"{}\", which is not in --tlscacert, where the file held the CRL of \"{}\": its signature cannot be checked, so it is not taken",
+                crl.file, crl.issuer, before[0].issuer
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Size, modification time and content hash of every input file.

@@ -5,17 +5,16 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use log::{error, info};
+use log::{error, info, warn};
 
 use crate::conn;
-use crate::gate::Gate;
+use crate::gate::{Gate, HandshakeSlot, MAX_PENDING_HANDSHAKES};
 
 /// Stack of a connection thread: the TLS handshake runs here. Threads touch only the pages
 /// they use, so this bounds rather than costs memory.
 const CONNECTION_THREAD_STACK: usize = 256 * 1024;
 /// After an accept error (say, out of file descriptors) wait a little instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
 /// Accepts connections on every listener until the process ends.
 pub fn serve_forever(gate: Arc<Gate>, listeners: Vec<TcpListener>) {
     let loops: Vec<_> = listeners
@@ -46,11 +45,14 @@ fn accept_loop(gate: &Arc<Gate>, listener: &TcpListener) {
                 continue;
             }
         };
-        let gate = gate.clone();
+        let Some(slot) = HandshakeSlot::take(gate) else {
+            warn!("peer={peer}: {MAX_PENDING_HANDSHAKES} handshakes already pending, connection closed");
+            continue;
+        };
         let spawned = thread::Builder::new()
             .name("dockgate-conn".into())
             .stack_size(CONNECTION_THREAD_STACK)
-            .spawn(move || conn::serve(&gate, stream, peer));
+            .spawn(move || conn::serve(slot, stream, peer));
         if let Err(e) = spawned {
             error!("peer={peer}: cannot start a connection thread, dropping it: {e}");
         }

@@ -72,6 +72,7 @@ pub struct ResponseHead {
 /// Reads the next request head. `Ok(None)` when the client closed between requests.
 pub fn read_request<R: Read>(inbound: &mut Inbound<R>) -> Result<Option<RequestHead>, HeadError> {
     loop {
+        skip_empty_lines(inbound);
         let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(inbound.buffered()) {
@@ -86,6 +87,19 @@ pub fn read_request<R: Read>(inbound: &mut Inbound<R>) -> Result<Option<RequestH
             Some(0) => return Err(HeadError::Truncated),
             Some(_) => {}
         }
+    }
+}
+
+/// RFC 9112 lets a server ignore empty lines before a request line, but Go's server refuses
+/// them, so they are dropped rather than forwarded.
+fn skip_empty_lines<R: Read>(inbound: &mut Inbound<R>) {
+    loop {
+        let skip = match inbound.buffered() {
+            [b'\r', b'\n', ..] => 2,
+            [b'\n', ..] => 1,
+            _ => return,
+        };
+        inbound.consume(skip);
     }
 }
 
@@ -121,7 +135,14 @@ pub fn read_response<R: Read>(
 fn request_head(request: &httparse::Request<'_, '_>, len: usize) -> Result<RequestHead, HeadError> {
     let method = request.method.unwrap_or_default().to_string();
     let target = request.path.unwrap_or_default().to_string();
-    let framing = request_framing(request.headers)?;
+    // Only origin-form (`/path?query`): the gate's view of the path (hijack detection, the
+    // audit log) must be the path dockerd routes on.
+    if !target.starts_with('/') {
+        return Err(HeadError::Malformed(format!(
+            "request target must be a path starting with /: {target}"
+        )));
+    }
+    let framing = request_framing(request.headers, request.version == Some(0))?;
     let upgrade = request
         .headers
         .iter()
@@ -138,8 +159,14 @@ fn request_head(request: &httparse::Request<'_, '_>, len: usize) -> Result<Reque
 
 /// Request bodies: exactly one of Content-Length (all values equal) or `Transfer-Encoding:
 /// chunked`, or neither. Everything else is refused.
-fn request_framing(headers: &[httparse::Header<'_>]) -> Result<Framing, HeadError> {
+fn request_framing(headers: &[httparse::Header<'_>], http10: bool) -> Result<Framing, HeadError> {
     let (lengths, encodings) = framing_headers(headers);
+    if http10 && !encodings.is_empty() {
+        // Go ignores Transfer-Encoding in HTTP/1.0 and would read the body as the next request.
+        return Err(HeadError::Malformed(
+            "Transfer-Encoding in an HTTP/1.0 request".into(),
+        ));
+    }
     if !encodings.is_empty() && !lengths.is_empty() {
         return Err(HeadError::Malformed(
             "both Content-Length and Transfer-Encoding".into(),
@@ -237,10 +264,10 @@ fn framing_headers<'h>(headers: &'h [httparse::Header<'_>]) -> (Vec<&'h [u8]>, V
             encodings.extend(
                 value
                     .split(',')
-                    .map(|e| e.trim().to_string())
+                    .map(|e| trim_ows(e).to_string())
                     .filter(|e| !e.is_empty()),
             );
-            if value.trim().is_empty() {
+            if trim_ows(&value).is_empty() {
                 encodings.push(String::new());
             }
         }
@@ -248,11 +275,18 @@ fn framing_headers<'h>(headers: &'h [httparse::Header<'_>]) -> (Vec<&'h [u8]>, V
     (lengths, encodings)
 }
 
-/// All Content-Length values must be plain decimal and equal.
+/// HTTP's optional whitespace is spaces and tabs only (`str::trim` would also take Unicode
+/// spaces, which Go does not).
+fn trim_ows(value: &str) -> &str {
+    value.trim_matches([' ', '\t'])
+}
+
+/// All Content-Length values must be plain decimal and identical, byte for byte, as Go
+/// requires (it would refuse `05` next to `5`, so the gate must not call them equal).
 fn content_length(values: &[&[u8]]) -> Result<Option<u64>, String> {
-    let mut found: Option<u64> = None;
+    let mut found: Option<(&str, u64)> = None;
     for raw in values {
-        let text = std::str::from_utf8(raw).unwrap_or("").trim();
+        let text = trim_ows(std::str::from_utf8(raw).unwrap_or(""));
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!(
                 "invalid Content-Length: {}",
@@ -263,15 +297,15 @@ fn content_length(values: &[&[u8]]) -> Result<Option<u64>, String> {
             .parse()
             .map_err(|_| format!("Content-Length too large: {text}"))?;
         match found {
-            Some(previous) if previous != n => {
+            Some((previous, _)) if previous != text => {
                 return Err(format!(
-                    "conflicting Content-Length values {previous} and {n}"
+                    "conflicting Content-Length values {previous} and {text}"
                 ))
             }
-            _ => found = Some(n),
+            _ => found = Some((text, n)),
         }
     }
-    Ok(found)
+    Ok(found.map(|(_, n)| n))
 }
 
 /// `/containers/{id}/attach` and `/exec/{id}/start`, with or without a `/v1.NN` prefix.
@@ -349,6 +383,15 @@ mod tests {
         .contains("unsupported"));
         assert!(refused("POST /a HTTP/1.1\r\nContent-Length: +5\r\n\r\n").contains("invalid"));
         assert!(
+            refused("POST /a HTTP/1.1\r\nContent-Length: 05\r\nContent-Length: 5\r\n\r\n")
+                .contains("conflicting")
+        );
+        assert!(refused("POST /a HTTP/1.1\r\nContent-Length: \u{a0}2\r\n\r\n").contains("invalid"));
+        assert!(
+            refused("POST /a HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n").contains("HTTP/1.0")
+        );
+        assert!(refused("POST http://x/containers/a/attach HTTP/1.1\r\n\r\n").contains("path"));
+        assert!(
             refused("POST /a HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n")
                 .contains("too large")
         );
@@ -356,6 +399,16 @@ mod tests {
             parse_request("hello there\r\n\r\n"),
             Err(HeadError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn empty_lines_before_a_request_are_dropped_not_forwarded() {
+        let mut inbound = Inbound::new(&b"\r\n\nGET /_ping HTTP/1.1\r\n\r\n"[..], MAX_HEAD);
+        let head = read_request(&mut inbound).unwrap().unwrap();
+        assert_eq!(
+            &inbound.buffered()[..head.len],
+            b"GET /_ping HTTP/1.1\r\n\r\n"
+        );
     }
 
     #[test]

@@ -110,6 +110,10 @@ impl<R: Read> Inbound<R> {
     pub fn get_ref(&self) -> &R {
         &self.inner
     }
+
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
 }
 
 /// Reading through the buffer: buffered bytes first, then the source.

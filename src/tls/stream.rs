@@ -10,7 +10,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,6 +27,12 @@ struct Shared {
     /// Plaintext bytes read from and written to the client, for the live-session registry.
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// Set by `TlsControl::abort`: the reader then reports an error, not a client EOF.
+    aborted: AtomicBool,
+    /// The client ended its stream / the gate ended its stream to the client. Whichever side
+    /// ends second sees the other flag and ends the session (see `watch_after_client_end`).
+    client_ended: AtomicBool,
+    gate_ended: AtomicBool,
 }
 
 impl Shared {
@@ -46,8 +52,11 @@ pub struct TlsControl {
 }
 
 impl TlsControl {
-    /// Shuts the TCP connection down both ways: blocked reads and writes return at once.
+    /// Ends the connection from any thread: blocked reads and writes return at once, and the
+    /// reading half reports `ConnectionAborted` (a local shutdown would otherwise read as the
+    /// client's EOF, which only half-closes the session).
     pub fn abort(&self) {
+        self.shared.aborted.store(true, Ordering::SeqCst);
         let _ = self.socket.shutdown(Shutdown::Both);
     }
 
@@ -92,6 +101,9 @@ pub fn split(
         writer: Mutex::new(socket.try_clone()?),
         bytes_in: AtomicU64::new(0),
         bytes_out: AtomicU64::new(0),
+        aborted: AtomicBool::new(false),
+        client_ended: AtomicBool::new(false),
+        gate_ended: AtomicBool::new(false),
     });
     let control = TlsControl {
         socket: Arc::new(socket.try_clone()?),
@@ -146,12 +158,7 @@ impl Read for TlsReader {
 impl TlsReader {
     /// Reads ciphertext with no lock held: this is where an idle session sleeps.
     fn read_socket(&mut self) -> io::Result<()> {
-        let n = loop {
-            match self.socket.read(&mut self.net_buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other?,
-            }
-        };
+        let n = self.read_raw()?;
         if n == 0 {
             self.eof = true;
         } else if n == self.net_buf.len() && n < MAX_NET_READ {
@@ -160,6 +167,51 @@ impl TlsReader {
         self.pending = 0;
         self.filled = n;
         Ok(())
+    }
+
+    /// One read from the socket, retried on EINTR; an abort turns into an error.
+    fn read_raw(&mut self) -> io::Result<usize> {
+        let result = loop {
+            match self.socket.read(&mut self.net_buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        if self.shared.aborted.load(Ordering::SeqCst) {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "connection closed by the gate",
+            ));
+        }
+        result
+    }
+
+    /// After the client ended its TLS stream, waits until its TCP connection ends too, reading
+    /// and dropping raw bytes (nothing after close_notify is decrypted). Returns `Ok(())` when the
+    /// client closed cleanly, an error when the connection failed or was aborted: a vanished
+    /// client (keepalive timeout) is noticed here even though nobody reads its data any more.
+    pub fn wait_for_transport_end(&mut self, max_bytes: u64) -> io::Result<()> {
+        let mut dropped = 0;
+        while dropped < max_bytes {
+            match self.read_raw()? {
+                0 => return Ok(()),
+                n => dropped += n as u64,
+            }
+        }
+        Err(io::Error::other(
+            "client kept sending after its end of stream",
+        ))
+    }
+
+    /// In a raw session, after the client ended its stream: keeps watching its TCP connection
+    /// (`wait_for_transport_end`) until the gate has ended its own stream to the client too —
+    /// then the session is over and this returns `Ok` at once.
+    pub fn watch_after_client_end(&mut self) -> io::Result<()> {
+        self.shared.client_ended.store(true, Ordering::SeqCst);
+        if self.shared.gate_ended.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.wait_for_transport_end(u64::MAX)
     }
 
     /// Hands buffered ciphertext (or the EOF) to rustls and processes it.
@@ -231,7 +283,14 @@ impl TlsWriter {
         let mut socket = shared.writer.lock().expect("TLS writer lock poisoned");
         self.encrypt(&[], true)?;
         self.send_ciphertext(&mut socket)?;
-        socket.shutdown(Shutdown::Write)
+        socket.shutdown(Shutdown::Write)?;
+        // Both directions have ended: wake the reader watching the client (a local read
+        // shutdown makes its blocked read return 0).
+        self.shared.gate_ended.store(true, Ordering::SeqCst);
+        if self.shared.client_ended.load(Ordering::SeqCst) {
+            let _ = socket.shutdown(Shutdown::Read);
+        }
+        Ok(())
     }
 }
 

@@ -242,3 +242,68 @@ fn docker_dying_inside_a_body_closes_without_completing_it() {
     assert_eq!(out.status(), Some(200), "{}", out.text());
     assert!(out.text().ends_with("\r\n\r\nabc"), "{:?}", out.text());
 }
+
+#[test]
+fn a_trickling_handshake_is_dropped_after_the_handshake_deadline() {
+    let gate = Gate::standard();
+    let mut sock = TcpStream::connect(("127.0.0.1", gate.port)).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    // A record header announcing a 12 KB ClientHello, then one byte every 2 s: each read
+    // finishes well within any per-read timeout, only a whole-handshake deadline ends it.
+    sock.write_all(&[0x16, 0x03, 0x01, 0x30, 0x00]).unwrap();
+    let started = std::time::Instant::now();
+    let trickler = {
+        let mut sock = sock.try_clone().unwrap();
+        thread::spawn(move || {
+            while sock.write_all(&[0x01]).is_ok() && started.elapsed().as_secs() < 25 {
+                thread::sleep(std::time::Duration::from_secs(2));
+            }
+        })
+    };
+    let mut rest = Vec::new();
+    let _ = sock.read_to_end(&mut rest);
+    let elapsed = started.elapsed();
+    assert!(elapsed.as_secs() < 20, "connection held for {elapsed:?}");
+    gate.wait_for_log(
+        &["handshake refused", "timed out"],
+        crate::common::expect::LOG_WAIT,
+    );
+    let _ = sock.shutdown(std::net::Shutdown::Both);
+    trickler.join().unwrap();
+}
+
+#[test]
+fn garbage_after_the_gate_closed_its_side_is_harmless() {
+    let gate = Gate::standard();
+    let config = resuming_client(&pki().alice, &rustls::version::TLS13);
+    let server = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+    let conn = ClientConnection::new(config, server).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", gate.port)).unwrap();
+    sock.set_read_timeout(Some(crate::common::tls::READ_TIMEOUT))
+        .unwrap();
+    let mut tls = StreamOwned::new(conn, sock);
+    // A refused request: the gate answers 400, sends close_notify and lingers reading.
+    tls.write_all(b"garbage\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response);
+    assert!(
+        response.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    // Now a record that cannot be decrypted (application data, bad tag).
+    let mut bogus = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+    bogus.extend([0xAA; 32]);
+    let _ = tls.sock.write_all(&bogus);
+    let _ = tls.sock.shutdown(std::net::Shutdown::Write);
+    thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!gate.logs().contains("panicked"), "{}", gate.logs());
+    // The gate still serves.
+    let out = exchange(
+        gate.port,
+        Some(&pki().alice),
+        b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(out.status(), Some(200), "{}", out.text());
+}
