@@ -88,3 +88,9 @@ test-windows: windows wine-prefix
 	DOCKGATE_EXE=$(CURDIR)/$(WIN_OUT)/dockgate.exe FAKE_ENGINE_EXE=$(CURDIR)/$(WIN_OUT)/fake-engine.exe \
 	  WINE_RUN=$(CURDIR)/windows/wine-run.sh WINEPREFIX=$(WINEPREFIX) \
 	  $(CARGO) test --test windows -- --ignored --test-threads=1
+
+# Benchmarks side by side with dockerd's TLS port, nginx, HAProxy and stunnel (issue #4); not part
+# of `make test`. Root; installs what it lacks; writes docs/BENCHMARKS.md and bench/results.json.
+.PHONY: bench
+bench:
+	bash bench/run.sh
