@@ -34,6 +34,22 @@ fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, LoadError> {
     std::fs::read(path).map_err(|e| err(flag, path, format!("cannot read: {e}")))
 }
 
+/// rustls' PEM errors print markers as byte lists; say it in words.
+fn describe_pem_error(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { end_marker } => format!(
+            "malformed PEM: missing the line -----END {}----- (truncated file?)",
+            String::from_utf8_lossy(end_marker)
+        ),
+        Error::IllegalSectionStart { line } => format!(
+            "malformed PEM: bad BEGIN line {}",
+            String::from_utf8_lossy(line)
+        ),
+        other => format!("malformed PEM: {other}"),
+    }
+}
+
 fn looks_like_pem(bytes: &[u8]) -> bool {
     bytes.windows(11).any(|w| w == b"-----BEGIN ")
 }
@@ -44,7 +60,7 @@ pub fn load_certs(flag: &str, path: &Path) -> Result<Vec<CertificateDer<'static>
     let certs: Vec<CertificateDer<'static>> = if looks_like_pem(&bytes) {
         CertificateDer::pem_slice_iter(&bytes)
             .collect::<Result<_, _>>()
-            .map_err(|e| err(flag, path, format!("malformed PEM: {e}")))?
+            .map_err(|e| err(flag, path, describe_pem_error(&e)))?
     } else {
         vec![CertificateDer::from(bytes)]
     };
@@ -196,7 +212,7 @@ pub fn parse_crls(
     let ders: Vec<CertificateRevocationListDer<'static>> = if looks_like_pem(bytes) {
         CertificateRevocationListDer::pem_slice_iter(bytes)
             .collect::<Result<_, _>>()
-            .map_err(|e| err(label, path, format!("malformed PEM: {e}")))?
+            .map_err(|e| err(label, path, describe_pem_error(&e)))?
     } else {
         vec![CertificateRevocationListDer::from(bytes.to_vec())]
     };
