@@ -8,14 +8,20 @@
 mod common;
 
 mod chain;
+mod crl_expiry;
 mod crl_policy;
+mod crl_url;
 mod docker_cli;
 mod flags;
 mod harness;
 mod hijack;
 mod json_log;
+mod large_crl;
 mod malformed;
 mod pfx;
 mod refusals;
+mod reload;
+mod reload_broken;
+mod reload_server_cert;
 mod upstream_down;
 mod wire;

@@ -30,6 +30,21 @@ pub fn assert_cli_refused(gate: &Gate, id: &Identity, reason: &str) -> String {
     assert_cli_refused_with(gate, &id.dir, reason)
 }
 
+/// `docker version` as `id` fails, and the gate logs one more `handshake refused` line for
+/// `id` with `reason="<reason>"` than before (so an earlier refusal does not count).
+/// Returns that line.
+pub fn assert_cli_refused_again(gate: &Gate, id: &Identity, reason: &str) -> String {
+    let subject = format!("subject=\"{}\"", id.subject);
+    let reason = format!("reason=\"{reason}\"");
+    let needles = ["handshake refused", subject.as_str(), reason.as_str()];
+    let before = gate.logs_handle().lines_with(&needles).len();
+    Docker::via(gate, id).fails(&["version"]);
+    let lines = gate
+        .logs_handle()
+        .wait_for_count(&needles, before + 1, LOG_WAIT);
+    lines[before].clone()
+}
+
 /// The same with DOCKER_CERT_PATH=`cert_dir`.
 pub fn assert_cli_refused_with(gate: &Gate, cert_dir: &Path, reason: &str) -> String {
     Docker::via_cert_dir(gate, cert_dir).fails(&["version"]);

@@ -53,6 +53,29 @@ impl GateLogs {
             )
         })
     }
+
+    /// Every log line containing all of `needles`.
+    pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until at least `count` lines contain all of `needles`; returns them.
+    pub fn wait_for_count(&self, needles: &[&str], count: usize, timeout: Duration) -> Vec<String> {
+        poll(timeout, || {
+            let lines = self.lines_with(needles);
+            (lines.len() >= count).then_some(lines)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "fewer than {count} dockgate log lines containing {needles:?} within {timeout:?}; log:\n{}",
+                self.text()
+            )
+        })
+    }
 }
 
 /// Which flags a gate gets; [`GateBuilder::standard`] is the setup most tests use.
@@ -78,6 +101,11 @@ impl GateBuilder {
             upstream: None,
             extra: Vec::new(),
         }
+    }
+
+    pub fn cert(mut self, cert: &Path) -> Self {
+        self.cert = cert.to_path_buf();
+        self
     }
 
     pub fn key(mut self, key: &Path) -> Self {
@@ -131,8 +159,19 @@ impl GateBuilder {
         args
     }
 
+    /// Several extra flags, e.g. `&["--reload-interval", "1"]`.
+    pub fn flags(mut self, flags: &[&str]) -> Self {
+        self.extra.extend(flags.iter().map(|f| f.to_string()));
+        self
+    }
+
     pub fn start(self) -> Gate {
         Gate::start(self.args())
+    }
+
+    /// Starts the gate, allowing it `timeout` (instead of 10 s) to start listening.
+    pub fn start_within(self, timeout: Duration) -> Gate {
+        Gate::start_within(self.args(), timeout)
     }
 
     /// Runs dockgate with these flags (and `--listen 127.0.0.1:0`, so a gate that wrongly
@@ -159,6 +198,11 @@ impl Gate {
 
     /// Starts dockgate with `args` plus `--listen 127.0.0.1:0` and waits for `listening on`.
     pub fn start(args: Vec<OsString>) -> Gate {
+        Gate::start_within(args, LISTEN_TIMEOUT)
+    }
+
+    /// The same, allowing it `listen_timeout` to start listening.
+    pub fn start_within(args: Vec<OsString>, listen_timeout: Duration) -> Gate {
         let mut cmd = dockgate_command();
         cmd.args(&args)
             .args(["--listen", "127.0.0.1:0"])
@@ -175,7 +219,7 @@ impl Gate {
             logs.clone(),
             "dockgate stdout",
         );
-        let port = poll(LISTEN_TIMEOUT, || {
+        let port = poll(listen_timeout, || {
             if let Some(status) = child.try_wait().unwrap() {
                 thread::sleep(Duration::from_millis(100)); // let the reader catch the last lines
                 panic!("dockgate exited with {status} before listening; args {args:?}; log:\n{}", logs.text());
@@ -184,7 +228,7 @@ impl Gate {
         })
         .unwrap_or_else(|| {
             let _ = child.kill();
-            panic!("dockgate printed no `listening on 127.0.0.1:PORT` within {LISTEN_TIMEOUT:?}; log:\n{}", logs.text())
+            panic!("dockgate printed no `listening on 127.0.0.1:PORT` within {listen_timeout:?}; log:\n{}", logs.text())
         });
         Gate { child, port, logs }
     }
@@ -199,6 +243,27 @@ impl Gate {
 
     pub fn wait_for_log(&self, needles: &[&str], timeout: Duration) -> String {
         self.logs.wait_for(needles, timeout)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends SIGHUP (reload now).
+    pub fn sighup(&self) {
+        let rc = unsafe { libc::kill(self.pid(), libc::SIGHUP) };
+        assert_eq!(
+            rc,
+            0,
+            "kill -HUP {}: {}",
+            self.pid(),
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// True while the gate process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     /// Kills the gate (SIGKILL) and waits for it.

@@ -4,7 +4,9 @@
 pub mod cli;
 pub mod dockerd;
 pub mod expect;
+pub mod files;
 pub mod gate;
+pub mod http;
 pub mod pki;
 pub mod tls;
 pub mod util;

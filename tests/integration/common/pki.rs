@@ -6,6 +6,7 @@
 //!           ├── mallory (clientAuth)          revoked in every root CRL
 //!           ├── expired (clientAuth)          not_after in the past
 //!           ├── serveronly (serverAuth only)  wrong key usage
+//!           ├── carol (clientAuth)            good (a third root client for the reload tests)
 //!           └── intermediate CA ── bob (clientAuth; cert.pem = bob + intermediate)
 //! other CA ──── stranger (clientAuth)         unknown issuer
 //! ```
@@ -23,11 +24,16 @@ use super::util::run_dir;
 
 /// Seconds since the epoch of "now + `days`".
 fn epoch_secs_plus_days(days: i64) -> u64 {
+    epoch_secs_plus(days * 86_400)
+}
+
+/// Seconds since the epoch of "now + `secs`".
+fn epoch_secs_plus(secs: i64) -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    (now + days * 86_400) as u64
+    (now + secs) as u64
 }
 
 /// "Now + `days`" as rcgen's date type (the `time` crate is not a dependency of the tests).
@@ -44,6 +50,9 @@ pub const SERIAL_EXPIRED: &[u8] = &[0x4e, 0x11, 0x03];
 pub const SERIAL_SERVERONLY: &[u8] = &[0x5a, 0x22, 0x04];
 pub const SERIAL_STRANGER: &[u8] = &[0x6b, 0x33, 0x05];
 pub const SERIAL_BOB: &[u8] = &[0x7c, 0x44, 0x06];
+pub const SERIAL_CAROL: &[u8] = &[0x2e, 0x5d, 0x0a];
+/// The server certificate's serial (a renewed one gets another, see [`issue_server_cert`]).
+pub const SERIAL_SERVER_CERT: &[u8] = SERIAL_SERVER;
 const SERIAL_ROOT: &[u8] = &[0x01, 0x01];
 const SERIAL_INTERMEDIATE: &[u8] = &[0x22, 0x22, 0x07];
 const SERIAL_OTHER_CA: &[u8] = &[0x02, 0x02];
@@ -87,8 +96,15 @@ pub struct Pki {
     pub serveronly: Identity,
     pub stranger: Identity,
     pub bob: Identity,
+    pub carol: Identity,
     /// A DOCKER_CERT_PATH with only ca.pem.
     pub no_cert_dir: PathBuf,
+    /// The root CA, to sign fresh CRLs and server certificates while a gate runs.
+    pub root_issuer: CertifiedIssuer<'static, KeyPair>,
+    /// The unrelated CA that issued stranger.
+    pub other_issuer: CertifiedIssuer<'static, KeyPair>,
+    /// The root CA's name with another key: what it signs claims to be from the root CA.
+    pub forged_root_issuer: Issuer<'static, KeyPair>,
 }
 
 pub fn pki() -> &'static Pki {
@@ -137,6 +153,72 @@ fn write(path: &Path, contents: impl AsRef<[u8]>) {
 
 fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Signs a CRL with `issuer` revoking `serials`, with thisUpdate an hour ago and nextUpdate
+/// `next_update_in_secs` from now (negative: in the past).
+pub fn sign_crl(
+    issuer: &Issuer<'_, KeyPair>,
+    number: u64,
+    serials: &[&[u8]],
+    next_update_in_secs: i64,
+) -> rcgen::CertificateRevocationList {
+    let at =
+        |secs: i64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(epoch_secs_plus(secs));
+    let issued = (-3600i64).min(next_update_in_secs - 3600);
+    CertificateRevocationListParams {
+        this_update: at(issued),
+        next_update: at(next_update_in_secs),
+        crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+        issuing_distribution_point: None,
+        revoked_certs: serials
+            .iter()
+            .map(|serial| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(serial),
+                revocation_time: at(issued),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(issuer)
+    .expect("sign CRL")
+}
+
+/// A root CRL (PEM) revoking `serials`, valid for 30 days.
+pub fn root_crl_pem(number: u64, serials: &[&[u8]]) -> String {
+    sign_crl(&pki().root_issuer, number, serials, 30 * 86_400)
+        .pem()
+        .unwrap()
+}
+
+/// A new server certificate from the root CA with `serial` (same names and usages as the
+/// original) and its key, both PEM.
+pub fn issue_server_cert(serial: &[u8]) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let cert = server_params(serial)
+        .signed_by(&key, &pki().root_issuer)
+        .unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+fn server_params(serial: &[u8]) -> CertificateParams {
+    let mut params = leaf_params(
+        "dockgate test server",
+        serial,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    params.subject_alt_names = vec![
+        SanType::IpAddress([127, 0, 0, 1].into()),
+        SanType::DnsName("localhost".try_into().unwrap()),
+    ];
+    params
+}
+
+/// Lowercase hex, as dockgate logs serials.
+pub fn serial_hex(bytes: &[u8]) -> String {
+    to_hex(bytes)
 }
 
 /// Signs a CRL with `issuer` revoking `serials`; `expired` puts next_update in the past.
@@ -239,12 +321,9 @@ fn generate(dir: &Path) -> Pki {
     write(&root_and_intermediate_ca, root.pem() + &intermediate.pem());
 
     let server_key = KeyPair::generate().unwrap();
-    let mut server_params = leaf_params("dockgate test server", SERIAL_SERVER, ServerAuth);
-    server_params.subject_alt_names = vec![
-        SanType::IpAddress([127, 0, 0, 1].into()),
-        SanType::DnsName("localhost".try_into().unwrap()),
-    ];
-    let server = server_params.signed_by(&server_key, &root).unwrap();
+    let server = server_params(SERIAL_SERVER)
+        .signed_by(&server_key, &root)
+        .unwrap();
     let server_cert = dir.join("server-cert.pem");
     let server_key_path = dir.join("server-key.pem");
     write(&server_cert, server.pem());
@@ -290,6 +369,13 @@ fn generate(dir: &Path) -> Pki {
         &intermediate,
         Some(&intermediate),
     );
+    let carol = ctx.client(
+        "carol",
+        leaf_params("carol", SERIAL_CAROL, ClientAuth),
+        SERIAL_CAROL,
+        &root,
+        None,
+    );
 
     let no_cert_dir = dir.join("clients").join("nocert");
     write(&no_cert_dir.join("ca.pem"), root.pem());
@@ -328,6 +414,13 @@ fn generate(dir: &Path) -> Pki {
         serveronly,
         stranger,
         bob,
+        carol,
         no_cert_dir,
+        forged_root_issuer: Issuer::new(
+            ca_params("dockgate test root CA", SERIAL_ROOT),
+            KeyPair::generate().unwrap(),
+        ),
+        root_issuer: root,
+        other_issuer: other_ca,
     }
 }

@@ -75,6 +75,22 @@ impl RawTls {
         }
     }
 
+    /// Completes the handshake and returns the certificate the gate presented (DER).
+    pub fn server_certificate(&mut self) -> Vec<u8> {
+        while self.stream.conn.is_handshaking() {
+            self.stream
+                .conn
+                .complete_io(&mut self.stream.sock)
+                .expect("TLS handshake with the gate");
+        }
+        self.stream
+            .conn
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .expect("the gate presented no certificate")
+            .to_vec()
+    }
+
     pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)?;
         self.stream.flush()

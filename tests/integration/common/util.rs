@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
@@ -121,6 +121,8 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
 /// Killed on drop.
 pub struct Streaming {
     child: Child,
+    /// Open until [`Streaming::close_stdin`] when spawned with [`Streaming::spawn_with_stdin`].
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     seen: Vec<String>,
     what: String,
@@ -128,13 +130,23 @@ pub struct Streaming {
 
 impl Streaming {
     pub fn spawn(cmd: &mut Command) -> Streaming {
+        cmd.stdin(Stdio::null());
+        Streaming::spawn_configured(cmd)
+    }
+
+    /// The same with a stdin pipe that stays open (write to it with [`Streaming::send_line`]).
+    pub fn spawn_with_stdin(cmd: &mut Command) -> Streaming {
+        cmd.stdin(Stdio::piped());
+        Streaming::spawn_configured(cmd)
+    }
+
+    fn spawn_configured(cmd: &mut Command) -> Streaming {
         let what = format!("{cmd:?}");
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+        let stdin = child.stdin.take();
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         thread::spawn(move || {
@@ -147,9 +159,59 @@ impl Streaming {
         });
         Streaming {
             child,
+            stdin,
             lines,
             seen: Vec::new(),
             what,
+        }
+    }
+
+    /// Writes `line` and a newline to the child's stdin.
+    pub fn send_line(&mut self, line: &str) -> std::io::Result<()> {
+        let stdin = self.stdin.as_mut().expect("spawned without a stdin pipe");
+        stdin.write_all(format!("{line}\n").as_bytes())?;
+        stdin.flush()
+    }
+
+    /// Closes the child's stdin (EOF for it).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits up to `timeout` for the child to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_timeout(&mut self.child, timeout)
+    }
+
+    /// The lines seen so far by the `expect_*` methods.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// Waits for the next output line containing `wanted`, skipping others; returns it.
+    /// Panics like [`Streaming::expect_line`].
+    pub fn expect_line_containing(&mut self, wanted: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(wanted) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no line containing {wanted:?} within {timeout:?} from {}; saw {:?}",
+                    self.what, self.seen
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "{} closed its output before printing {wanted:?}; saw {:?}; exit {:?}",
+                    self.what,
+                    self.seen,
+                    wait_timeout(&mut self.child, Duration::from_secs(5))
+                ),
+            }
         }
     }
 
@@ -189,6 +251,7 @@ impl Streaming {
 
 impl Drop for Streaming {
     fn drop(&mut self) {
+        self.stdin = None;
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

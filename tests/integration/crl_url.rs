@@ -1,0 +1,239 @@
+//! `--crl-url`: the root CRL comes from a small HTTP server in the test instead of a file.
+//! Downloads are refreshed (`--crl-refresh 2s`) and take effect at once; an outage keeps the
+//! cached copy in force, also across a restart; a download that is not a CRL of a
+//! `--tlscacert` CA is never cached.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::common::expect::{assert_cli_refused_again, assert_cli_works, LOG_WAIT};
+use crate::common::gate::Gate;
+use crate::common::http::CrlServer;
+use crate::common::pki::{sign_crl, SERIAL_ALICE, SERIAL_MALLORY};
+use crate::common::util::fresh_dir;
+use crate::common::{pki, GateBuilder};
+
+const THIRTY_DAYS: i64 = 30 * 86_400;
+/// `--crl-refresh 2s`: a change on the server must be in force well within this.
+const REFRESH_WITHIN: Duration = Duration::from_secs(6);
+
+/// A root CRL revoking `serials`, DER, as CAs publish them.
+fn root_crl_der(number: u64, serials: &[&[u8]]) -> Vec<u8> {
+    sign_crl(&pki().root_issuer, number, serials, THIRTY_DAYS)
+        .der()
+        .to_vec()
+}
+
+/// A gate whose only CRL source is `url`, with `cache` as `--crl-cache`.
+fn url_gate(url: &str, cache: &Path) -> GateBuilder {
+    GateBuilder::standard().crls(&[]).flags(&[
+        "--crl-url",
+        url,
+        "--crl-cache",
+        cache.to_str().unwrap(),
+        "--crl-refresh",
+        "2s",
+        "--reload-interval",
+        "1",
+    ])
+}
+
+/// The one `crl-*.crl` file in the cache directory.
+fn cache_file(cache: &Path) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("crl-") && name.ends_with(".crl")
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "cache {}: {files:?}", cache.display());
+    files[0].clone()
+}
+
+/// Alice and mallory revoked, carol (also from the root CA) let in.
+fn assert_alice_and_mallory_refused_carol_works(gate: &Gate) {
+    let pki = pki();
+    assert_cli_refused_again(gate, &pki.alice, "certificate revoked");
+    assert_cli_refused_again(gate, &pki.mallory, "certificate revoked");
+    assert_cli_works(gate, &pki.carol);
+}
+
+/// First download, a changed CRL on the server, the server gone, and a restart while it is
+/// still gone.
+#[test]
+fn download_refresh_outage_and_restart_from_cache() {
+    let pki = pki();
+    let mut server = CrlServer::start(root_crl_der(1, &[SERIAL_MALLORY]));
+    let url = server.url("root.crl");
+    let cache = fresh_dir("crl-cache");
+    let downloaded = format!("CRL downloaded from {url} in ");
+
+    // 1. No --crl at all: the first download is what the gate starts with.
+    let mut gate = url_gate(&url, &cache).start();
+    let line = gate.wait_for_log(&[&downloaded], LOG_WAIT);
+    assert!(line.contains("ms: 1 revoked, nextUpdate "), "{line}");
+    assert_cli_works(&gate, &pki.alice);
+    assert_cli_refused_again(&gate, &pki.mallory, "certificate revoked");
+    assert_cli_works(&gate, &pki.carol);
+
+    // 2. The CA publishes a CRL revoking alice too: downloaded and in force within seconds.
+    let published = Instant::now();
+    server.serve(root_crl_der(2, &[SERIAL_MALLORY, SERIAL_ALICE]));
+    let logs = gate.logs_handle();
+    let lines = logs.wait_for_count(&[&downloaded], 2, REFRESH_WITHIN);
+    assert!(
+        lines[1].contains("ms: 2 revoked, nextUpdate "),
+        "{}",
+        lines[1]
+    );
+    logs.wait_for(
+        &["TLS configuration reloaded (generation 1)"],
+        REFRESH_WITHIN.saturating_sub(published.elapsed()),
+    );
+    eprintln!(
+        "new CRL in force {:?} after the server started serving it",
+        published.elapsed()
+    );
+    let cached = cache_file(&cache);
+    logs.wait_for(
+        &[
+            "CRL updated:",
+            &cached.display().to_string(),
+            "number 2, 2 revoked",
+        ],
+        LOG_WAIT,
+    );
+    assert_alice_and_mallory_refused_carol_works(&gate);
+
+    // 3. The server goes away: the cached copy stays in force.
+    server.stop();
+    let line = logs.wait_for(
+        &[&format!("CRL download from {url} failed")],
+        REFRESH_WITHIN,
+    );
+    assert!(
+        line.contains(&format!(
+            "the cached copy {} stays in force",
+            cached.display()
+        )),
+        "{line}"
+    );
+    assert_alice_and_mallory_refused_carol_works(&gate);
+
+    // 4. Restart with the server still gone: the gate starts from the cache.
+    gate.kill();
+    let gate = url_gate(&url, &cache).start();
+    gate.wait_for_log(
+        &[&format!("CRL download from {url} failed"), "stays in force"],
+        LOG_WAIT,
+    );
+    gate.wait_for_log(
+        &["CRL loaded:", &cached.display().to_string(), "2 revoked"],
+        LOG_WAIT,
+    );
+    assert_alice_and_mallory_refused_carol_works(&gate);
+}
+
+/// Serves `bad` instead of the good CRL and checks that the download fails (logged with
+/// `problem`), the cache keeps the good CRL byte for byte, and nothing changes for clients.
+fn bad_download_is_not_cached(bad: Vec<u8>, problem: &str) {
+    let pki = pki();
+    let server = CrlServer::start(root_crl_der(1, &[SERIAL_MALLORY]));
+    let url = server.url("root.crl");
+    let cache = fresh_dir("crl-cache");
+    let gate = url_gate(&url, &cache).start();
+    gate.wait_for_log(&[&format!("CRL downloaded from {url}")], LOG_WAIT);
+    let cached = cache_file(&cache);
+    let good = std::fs::read(&cached).unwrap();
+
+    server.serve(bad);
+    let line = gate.wait_for_log(
+        &[&format!("CRL download from {url} failed")],
+        REFRESH_WITHIN,
+    );
+    assert!(
+        line.contains(problem)
+            && line.contains(&format!(
+                "the cached copy {} stays in force",
+                cached.display()
+            )),
+        "expected {problem:?} and the cached copy in: {line}"
+    );
+    assert_eq!(cache_file(&cache), cached);
+    assert!(
+        std::fs::read(&cached).unwrap() == good,
+        "the cache file changed\n--- dockgate log:\n{}",
+        gate.logs()
+    );
+    assert!(
+        gate.logs_handle()
+            .lines_with(&["TLS configuration reloaded"])
+            .is_empty(),
+        "{}",
+        gate.logs()
+    );
+    assert_cli_works(&gate, &pki.alice);
+    assert_cli_refused_again(&gate, &pki.mallory, "certificate revoked");
+}
+
+#[test]
+fn garbage_download_is_not_cached() {
+    bad_download_is_not_cached(
+        b"<html><body>503 Service Unavailable</body></html>".to_vec(),
+        "not a valid X.509 CRL",
+    );
+}
+
+/// Named as from the root CA, signed with another key; it would revoke alice.
+#[test]
+fn forged_crl_download_is_not_cached() {
+    let forged = sign_crl(
+        &pki().forged_root_issuer,
+        2,
+        &[SERIAL_MALLORY, SERIAL_ALICE],
+        THIRTY_DAYS,
+    );
+    bad_download_is_not_cached(forged.der().to_vec(), "signature does not verify");
+}
+
+/// From the unrelated CA (not in `--tlscacert`): its signature cannot be verified against
+/// `--tlscacert`, so it must not replace the root CRL in the cache.
+#[test]
+fn crl_from_other_ca_download_is_not_cached() {
+    let foreign = sign_crl(
+        &pki().other_issuer,
+        2,
+        &[SERIAL_MALLORY, SERIAL_ALICE],
+        THIRTY_DAYS,
+    );
+    bad_download_is_not_cached(foreign.der().to_vec(), "--crl-url ");
+}
+
+/// Nothing to download and nothing cached: the gate does not start (exit 2).
+#[test]
+fn unreachable_url_without_cache_refuses_to_start() {
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{closed_port}/root.crl");
+    let cache = fresh_dir("crl-cache");
+    let out = url_gate(&url, &cache).run_to_exit();
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("CRL download from {url} failed"))
+            && out.stderr.contains("there is no cached copy"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("dockgate: no CRL available yet"),
+        "{}",
+        out.stderr
+    );
+}

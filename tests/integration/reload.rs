@@ -1,0 +1,185 @@
+//! Revocation that takes effect without a restart: a rewritten CRL is picked up by the watcher
+//! (or at once on SIGHUP), refuses new handshakes of the newly revoked client, and cuts the
+//! connections that client already has open while other clients' sessions carry on.
+
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::common::expect::{assert_cli_refused_again, assert_cli_works, LOG_WAIT};
+use crate::common::files::{LiveFiles, Rewrite};
+use crate::common::pki::{Identity, SERIAL_ALICE, SERIAL_MALLORY};
+use crate::common::util::Streaming;
+use crate::common::{pki, Container, Docker, Gate};
+
+/// How long the gate may take to act on a rewritten CRL with `--reload-interval 1`.
+const CUT_WITHIN: Duration = Duration::from_secs(3);
+/// Time allowed for a line to come back through a live session.
+const ECHO_WAIT: Duration = Duration::from_secs(15);
+
+/// `docker exec -i <container> cat` as `id`, its stdin a pipe that stays open.
+fn exec_cat(gate: &Gate, id: &Identity, container: &Container) -> Streaming {
+    Streaming::spawn_with_stdin(&mut Docker::via(gate, id).command(&[
+        "exec",
+        "-i",
+        &container.name,
+        "cat",
+    ]))
+}
+
+/// Writes `line` into an exec session and waits for `cat` to send it back.
+fn echo(session: &mut Streaming, line: &str) {
+    session
+        .send_line(line)
+        .unwrap_or_else(|e| panic!("write {line:?} to the session: {e}"));
+    session.expect_line(line, ECHO_WAIT);
+}
+
+/// `docker events` for `container` as `id`, from just before it was created: the replayed
+/// `container create` line shows that the stream is open.
+fn events_stream(gate: &Gate, id: &Identity, container: &Container, since: u64) -> Streaming {
+    let mut events = Docker::via(gate, id).stream(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--filter",
+        &format!("container={}", container.name),
+        "--format",
+        "{{.Type}} {{.Action}}",
+    ]);
+    events.expect_line_containing("container create", ECHO_WAIT);
+    events
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Alice has an exec session and an events stream open, bob an exec session; the root CRL is
+/// rewritten (`how`) to revoke alice too. Her connections are cut, her CLIs end, she cannot
+/// reconnect; bob's session goes on and ends normally.
+fn revoking_alice_cuts_her_live_connections(how: Rewrite) {
+    let pki = pki();
+    let (alice, bob) = (&pki.alice, &pki.bob);
+    let files = LiveFiles::new();
+    let gate = files.gate("1").start();
+    let logs = gate.logs_handle();
+
+    let since = unix_now() - 1;
+    let container = Docker::direct().run_detached(&["sleep", "600"]);
+    let mut alice_events = events_stream(&gate, alice, &container, since);
+    let mut alice_exec = exec_cat(&gate, alice, &container);
+    echo(&mut alice_exec, "alice before the revocation");
+    let mut bob_exec = exec_cat(&gate, bob, &container);
+    echo(&mut bob_exec, "bob before the revocation");
+
+    let revoked_at = Instant::now();
+    files.publish_root_crl(2, &[SERIAL_MALLORY, SERIAL_ALICE], how);
+
+    let deadline = revoked_at + CUT_WITHIN;
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let subject = format!("subject=\"{}\"", alice.subject);
+    let cut = ["connection cut", &subject, "reason=\"certificate revoked\""];
+    let exec_cut = logs.wait_for(
+        &[&cut[..], &["what=\"session POST /v", "/exec/", "/start"]].concat(),
+        left(),
+    );
+    let events_cut = logs.wait_for(
+        &[&cut[..], &["what=\"request GET /v", "/events"]].concat(),
+        left(),
+    );
+    eprintln!(
+        "{how:?} rewrite: alice's connections cut within {:?}:\n{exec_cut}\n{events_cut}",
+        revoked_at.elapsed()
+    );
+    assert!(
+        exec_cut.contains(&format!("serial={}", alice.serial_hex)),
+        "{exec_cut}"
+    );
+
+    // Her CLI processes see their connections end and exit.
+    let exec_status = alice_exec.wait_exit(Duration::from_secs(10));
+    let events_status = alice_events.wait_exit(Duration::from_secs(10));
+    assert!(
+        exec_status.is_some() && events_status.is_some(),
+        "alice's CLIs still running after their connections were cut: exec {exec_status:?}, events {events_status:?}\n--- dockgate log:\n{}",
+        logs.text()
+    );
+    eprintln!(
+        "alice's docker exec ended with {exec_status:?}, docker events with {events_status:?}"
+    );
+
+    // Bob's session, through the same gate, was not touched: a line written now comes back.
+    echo(&mut bob_exec, "bob after the revocation");
+
+    // Alice cannot come back.
+    assert_cli_refused_again(&gate, alice, "certificate revoked");
+
+    let updated = logs.wait_for(&["CRL updated:", &files.root_crl_name()], LOG_WAIT);
+    assert!(
+        updated.contains("number 2, 2 revoked") && updated.contains("was number 1, 1 revoked"),
+        "{updated}"
+    );
+    logs.wait_for(
+        &["TLS configuration reloaded (generation 1); new connections use it"],
+        LOG_WAIT,
+    );
+    let bob_subject = format!("subject=\"{}\"", bob.subject);
+    assert!(
+        logs.lines_with(&["connection cut", &bob_subject])
+            .is_empty(),
+        "bob's connection was cut:\n{}",
+        logs.text()
+    );
+
+    // Bob ends his session the normal way: EOF on stdin, cat exits 0, so does the CLI.
+    bob_exec.close_stdin();
+    let status = bob_exec.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "bob's docker exec after stdin EOF: {status:?}\n--- dockgate log:\n{}",
+        logs.text()
+    );
+}
+
+#[test]
+fn revocation_by_atomic_rename_cuts_live_sessions() {
+    revoking_alice_cuts_her_live_connections(Rewrite::Atomic);
+}
+
+#[test]
+fn revocation_by_in_place_overwrite_cuts_live_sessions() {
+    revoking_alice_cuts_her_live_connections(Rewrite::InPlace);
+}
+
+/// With `--reload-interval 0` a rewritten CRL is not looked at until SIGHUP; then it is, at once.
+#[test]
+fn sighup_reloads_at_once_and_nothing_else_does_without_polling() {
+    let alice = &pki().alice;
+    let files = LiveFiles::new();
+    let gate = files.gate("0").start();
+    assert_cli_works(&gate, alice);
+
+    files.publish_root_crl(2, &[SERIAL_MALLORY, SERIAL_ALICE], Rewrite::Atomic);
+    thread::sleep(Duration::from_secs(2));
+    assert_cli_works(&gate, alice);
+    assert!(
+        gate.logs_handle().lines_with(&["reload"]).is_empty(),
+        "the gate reloaded without SIGHUP and with --reload-interval 0:\n{}",
+        gate.logs()
+    );
+
+    let sent = Instant::now();
+    gate.sighup();
+    let within = Duration::from_secs(1);
+    gate.wait_for_log(&["SIGHUP: reloading certificates and CRLs"], within);
+    gate.wait_for_log(
+        &["TLS configuration reloaded (generation 1)"],
+        within.saturating_sub(sent.elapsed()),
+    );
+    eprintln!("reloaded {:?} after SIGHUP", sent.elapsed());
+    assert_cli_refused_again(&gate, alice, "certificate revoked");
+    gate.wait_for_log(&["CRL updated:", "number 2, 2 revoked"], LOG_WAIT);
+}
