@@ -43,6 +43,16 @@ fn ended_early() -> RelayError {
     ))
 }
 
+/// Waits for body bytes and returns how many of those buffered belong to the `remaining` rest
+/// of the body (whatever arrived, never more than is left).
+fn next_piece<R: Read>(src: &mut Inbound<R>, remaining: u64) -> Result<usize, RelayError> {
+    let available = src.fill().map_err(RelayError::Source)?.len();
+    if available == 0 {
+        return Err(ended_early());
+    }
+    Ok(available.min(usize::try_from(remaining).unwrap_or(usize::MAX)))
+}
+
 /// Relays exactly `length` bytes. Returns the byte count.
 pub fn relay_length<R: Read, W: Write + ?Sized>(
     src: &mut Inbound<R>,
@@ -51,14 +61,9 @@ pub fn relay_length<R: Read, W: Write + ?Sized>(
 ) -> Result<u64, RelayError> {
     let mut remaining = length;
     while remaining > 0 {
-        let available = src.fill().map_err(RelayError::Source)?;
-        if available.is_empty() {
-            return Err(ended_early());
-        }
-        let n = available
-            .len()
-            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        dst.write_all(&available[..n]).map_err(RelayError::Sink)?;
+        let n = next_piece(src, remaining)?;
+        dst.write_all(&src.buffered()[..n])
+            .map_err(RelayError::Sink)?;
         src.consume(n);
         remaining -= n as u64;
     }
@@ -97,16 +102,10 @@ pub fn relay_chunked<R: Read, W: Write + ?Sized>(
         }
         let mut remaining = size;
         while remaining > 0 {
-            let available = src.fill().map_err(RelayError::Source)?;
-            if available.is_empty() {
-                return Err(ended_early());
-            }
-            let n = available
-                .len()
-                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            let n = next_piece(src, remaining)?;
             out.clear();
             write!(out, "{n:x}\r\n").expect("writing to a Vec");
-            out.extend_from_slice(&available[..n]);
+            out.extend_from_slice(&src.buffered()[..n]);
             out.extend_from_slice(b"\r\n");
             src.consume(n);
             dst.write_all(&out).map_err(RelayError::Sink)?;
