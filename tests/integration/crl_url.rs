@@ -237,3 +237,31 @@ fn unreachable_url_without_cache_refuses_to_start() {
         out.stderr
     );
 }
+
+/// HTTPS CRL servers are verified with the public roots (webpki-roots) by default, which do not
+/// know a private CA: the download fails and, with nothing cached, the gate does not start.
+/// `--crl-url-ca` names the CA that does verify the server.
+#[test]
+fn https_crl_url_is_verified_with_public_roots_or_crl_url_ca() {
+    let server = CrlServer::start_https(root_crl_der(1, &[SERIAL_MALLORY]));
+    let url = server.url("root.crl");
+    assert!(url.starts_with("https://"));
+
+    let out = url_gate(&url, &fresh_dir("crl-cache")).run_to_exit();
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("CRL download from {url} failed"))
+            && out.stderr.contains("dockgate: no CRL available yet"),
+        "{}",
+        out.stderr
+    );
+
+    let root_ca = pki().root_ca.to_str().unwrap().to_string();
+    let gate = url_gate(&url, &fresh_dir("crl-cache"))
+        .flags(&["--crl-url-ca", &root_ca])
+        .start();
+    gate.wait_for_log(&[&format!("CRL downloaded from {url}")], LOG_WAIT);
+    assert_cli_works(&gate, &pki().alice);
+    crate::common::expect::assert_cli_refused(&gate, &pki().mallory, "certificate revoked");
+}

@@ -1,4 +1,4 @@
-//! A tiny HTTP/1.1 server for `--crl-url`: 127.0.0.1:<ephemeral>, one thread, answers every
+//! A tiny HTTP/1.1 (or HTTPS, with the test PKI's server certificate) server for `--crl-url`: 127.0.0.1:<ephemeral>, one thread, answers every
 //! GET with 200 and the current body (whatever the path), closes each connection after one
 //! response. Stopping it closes the port, so later downloads get "connection refused".
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub struct CrlServer {
     pub port: u16,
+    https: bool,
     body: Arc<Mutex<Vec<u8>>>,
     hits: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -19,6 +20,29 @@ pub struct CrlServer {
 
 impl CrlServer {
     pub fn start(body: impl Into<Vec<u8>>) -> CrlServer {
+        CrlServer::start_with(body, None)
+    }
+
+    /// The same over TLS, with the test PKI's server certificate (issued by the test root CA,
+    /// which no public root store trusts).
+    pub fn start_https(body: impl Into<Vec<u8>>) -> CrlServer {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let pki = super::pki();
+        let chain = CertificateDer::pem_file_iter(&pki.server_cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(&pki.server_key).unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        CrlServer::start_with(body, Some(Arc::new(config)))
+    }
+
+    fn start_with(body: impl Into<Vec<u8>>, tls: Option<Arc<rustls::ServerConfig>>) -> CrlServer {
+        let https = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the CRL server");
         let port = listener.local_addr().unwrap().port();
         let body = Arc::new(Mutex::new(body.into()));
@@ -33,7 +57,20 @@ impl CrlServer {
                     }
                     let Ok(conn) = conn else { continue };
                     let bytes = body.lock().unwrap().clone();
-                    if answer(conn, &bytes).is_ok() {
+                    let answered = match &tls {
+                        None => answer(conn, &bytes),
+                        Some(config) => rustls::ServerConnection::new(config.clone())
+                            .map_err(std::io::Error::other)
+                            .and_then(|tls| {
+                                conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+                                conn.set_write_timeout(Some(Duration::from_secs(30)))?;
+                                let mut stream = rustls::StreamOwned::new(tls, conn);
+                                respond(&mut stream, &bytes)?;
+                                stream.conn.send_close_notify();
+                                stream.flush()
+                            }),
+                    };
+                    if answered.is_ok() {
                         hits.fetch_add(1, Ordering::SeqCst);
                     }
                 }
@@ -41,6 +78,7 @@ impl CrlServer {
         };
         CrlServer {
             port,
+            https,
             body,
             hits,
             stop,
@@ -48,9 +86,10 @@ impl CrlServer {
         }
     }
 
-    /// `http://127.0.0.1:PORT/<name>`.
+    /// `http://127.0.0.1:PORT/<name>` (`https://` for `start_https`).
     pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/{name}", self.port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/{name}", self.port)
     }
 
     /// What the next requests get.
@@ -81,9 +120,13 @@ impl Drop for CrlServer {
 }
 
 /// Reads the request head and sends one response.
-fn answer(mut conn: TcpStream, body: &[u8]) -> std::io::Result<()> {
+fn answer(conn: TcpStream, body: &[u8]) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     conn.set_write_timeout(Some(Duration::from_secs(30)))?;
+    respond(conn, body)
+}
+
+fn respond(mut conn: impl Read + Write, body: &[u8]) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -99,7 +142,5 @@ fn answer(mut conn: TcpStream, body: &[u8]) -> std::io::Result<()> {
     );
     conn.write_all(response_head.as_bytes())?;
     conn.write_all(body)?;
-    conn.flush()?;
-    let _ = conn.shutdown(std::net::Shutdown::Write);
-    Ok(())
+    conn.flush()
 }
