@@ -265,3 +265,38 @@ fn https_crl_url_is_verified_with_public_roots_or_crl_url_ca() {
     assert_cli_works(&gate, &pki().alice);
     crate::common::expect::assert_cli_refused(&gate, &pki().mallory, "certificate revoked");
 }
+
+/// `--crl-from-cdp`: the CRL Distribution Points named in the `--tlscacert` certificates are
+/// downloaded like `--crl-url`. Here a second CA in the bundle names the test server, which
+/// serves the root CRL (mallory revoked).
+#[test]
+fn crl_from_cdp_downloads_the_distribution_points_of_the_ca_bundle() {
+    use rcgen::{BasicConstraints, CertificateParams, CrlDistributionPoint, IsCa, KeyPair};
+
+    let server = CrlServer::start(root_crl_der(1, &[SERIAL_MALLORY]));
+    let url = server.url("ca.crl");
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "CA with a distribution point");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.crl_distribution_points = vec![CrlDistributionPoint {
+        uris: vec![url.clone()],
+    }];
+    let cdp_ca = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+    let dir = fresh_dir("cdp");
+    let bundle = dir.join("bundle.pem");
+    let root = std::fs::read_to_string(&pki().root_ca).unwrap();
+    std::fs::write(&bundle, root + &cdp_ca.pem()).unwrap();
+
+    let cache = fresh_dir("crl-cache");
+    let gate = GateBuilder::standard()
+        .ca(&bundle)
+        .crls(&[])
+        .flags(&["--crl-from-cdp", "--crl-cache", cache.to_str().unwrap()])
+        .start();
+    gate.wait_for_log(&["--crl-from-cdp", &url], LOG_WAIT);
+    gate.wait_for_log(&[&format!("CRL downloaded from {url}")], LOG_WAIT);
+    assert_cli_works(&gate, &pki().alice);
+    crate::common::expect::assert_cli_refused(&gate, &pki().mallory, "certificate revoked");
+}
