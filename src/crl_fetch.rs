@@ -132,7 +132,7 @@ impl Fetcher {
                 }
                 Err(e) => {
                     self.log_failure(source, &e);
-                    wait = retry;
+                    wait = retry.min(self.refresh);
                     retry = (retry * 2).min(self.refresh);
                 }
             }
