@@ -123,14 +123,25 @@ fn start_engine(name: &str, extra: &[&str]) -> WineProc {
 /// dockgate.exe with the standard PKI and CRLs, upstream the pipe `name`; returns it and its port.
 fn start_gate(name: &str) -> (WineProc, u16) {
     let pki = pki();
+    start_gate_with_identity(
+        name,
+        &[
+            ("--tlscert", &pki.server_cert),
+            ("--tlskey", &pki.server_key),
+        ],
+    )
+}
+
+/// The same with the server identity given by `identity` (flag, file) pairs.
+fn start_gate_with_identity(name: &str, identity: &[(&str, &Path)]) -> (WineProc, u16) {
+    let pki = pki();
     let mut args = Vec::new();
-    for (flag, path) in [
-        ("--tlscacert", &pki.root_ca),
-        ("--tlscert", &pki.server_cert),
-        ("--tlskey", &pki.server_key),
-        ("--crl", &pki.root_crl),
-        ("--crl", &pki.intermediate_crl),
-    ] {
+    let common = [
+        ("--tlscacert", pki.root_ca.as_path()),
+        ("--crl", pki.root_crl.as_path()),
+        ("--crl", pki.intermediate_crl.as_path()),
+    ];
+    for (flag, path) in common.iter().chain(identity) {
         args.push(flag.to_string());
         args.push(win_path(path));
     }
@@ -341,6 +352,43 @@ fn ping_through_the_pipe() {
     // A second request on the same connection reuses the pipe connection.
     assert_eq!(ping(&mut client).0, 200);
     assert!(engine.output().contains("request: GET /_ping"));
+}
+
+/// A PKCS#12 server identity, as Windows admins export it (`--tlspfx`), read by dockgate.exe.
+#[test]
+#[ignore = "needs wine and the Windows binaries: make test-windows"]
+fn pfx_identity() {
+    let pki = pki();
+    let dir = common::util::fresh_dir("win-pfx");
+    let password = dir.join("password.txt");
+    std::fs::write(&password, "pfx secret").unwrap();
+    let pfx = dir.join("server.pfx");
+    let status = Command::new("openssl")
+        .args(["pkcs12", "-export", "-in"])
+        .arg(&pki.server_cert)
+        .arg("-inkey")
+        .arg(&pki.server_key)
+        .arg("-out")
+        .arg(&pfx)
+        .arg("-passout")
+        .arg(format!("file:{}", password.display()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl pkcs12 -export");
+    let name = pipe_name();
+    let _engine = start_engine(&name, &[]);
+    let (gate, port) = start_gate_with_identity(
+        &name,
+        &[("--tlspfx", &pfx), ("--tlspfx-password-file", &password)],
+    );
+    let mut client = Client::connect(port, &pki.alice).unwrap();
+    let (status, body) = ping(&mut client);
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "OK"),
+        "gate log:\n{}",
+        gate.output()
+    );
 }
 
 #[test]
