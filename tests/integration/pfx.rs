@@ -3,41 +3,13 @@
 //! openssl from the test PKI's server certificate and key.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use crate::common::expect::assert_cli_works;
 use crate::common::gate::run_dockgate;
+use crate::common::pki::{export_server_pfx, PFX_PASSWORD};
 use crate::common::util::fresh_dir;
 use crate::common::{pki, Gate, GateBuilder};
-
-const PASSWORD: &str = "pfx secret";
-
-/// Exports the server certificate and key as a .pfx protected by `PASSWORD`.
-fn export_pfx(dir: &Path, legacy: bool) -> PathBuf {
-    let pki = pki();
-    let password_file = dir.join("password");
-    std::fs::write(&password_file, PASSWORD).unwrap();
-    let pfx = dir.join(if legacy { "legacy.pfx" } else { "server.pfx" });
-    let mut openssl = Command::new("openssl");
-    openssl.args(["pkcs12", "-export"]);
-    if legacy {
-        openssl.arg("-legacy");
-    }
-    let status = openssl
-        .arg("-in")
-        .arg(&pki.server_cert)
-        .arg("-inkey")
-        .arg(&pki.server_key)
-        .arg("-out")
-        .arg(&pfx)
-        .arg("-passout")
-        .arg(format!("file:{}", password_file.display()))
-        .status()
-        .expect("run openssl");
-    assert!(status.success(), "openssl pkcs12 -export failed");
-    pfx
-}
 
 /// The standard gate flags with `--tlscert`/`--tlskey` replaced by the PFX.
 fn pfx_args(pfx: &Path, password_file: &Path) -> Vec<OsString> {
@@ -63,8 +35,8 @@ fn pfx_args(pfx: &Path, password_file: &Path) -> Vec<OsString> {
 fn pfx_identity_serves_the_docker_cli_modern_and_legacy() {
     for legacy in [false, true] {
         let dir = fresh_dir("pfx");
-        let pfx = export_pfx(&dir, legacy);
-        let gate = Gate::start(pfx_args(&pfx, &dir.join("password")));
+        let (pfx, password) = export_server_pfx(&dir, legacy);
+        let gate = Gate::start(pfx_args(&pfx, &password));
         assert_cli_works(&gate, &pki().alice);
     }
 }
@@ -72,9 +44,9 @@ fn pfx_identity_serves_the_docker_cli_modern_and_legacy() {
 #[test]
 fn pfx_password_with_trailing_newline_is_a_clear_error() {
     let dir = fresh_dir("pfx-newline");
-    let pfx = export_pfx(&dir, false);
+    let (pfx, _) = export_server_pfx(&dir, false);
     let with_newline = dir.join("password-newline");
-    std::fs::write(&with_newline, format!("{PASSWORD}\n")).unwrap();
+    std::fs::write(&with_newline, format!("{PFX_PASSWORD}\n")).unwrap();
     let out = run_dockgate(&pfx_args(&pfx, &with_newline));
     assert_eq!(out.status.code(), Some(2), "stderr:\n{}", out.stderr);
     assert!(
@@ -87,7 +59,7 @@ fn pfx_password_with_trailing_newline_is_a_clear_error() {
 #[test]
 fn pfx_wrong_password_names_the_file() {
     let dir = fresh_dir("pfx-wrong");
-    let pfx = export_pfx(&dir, false);
+    let (pfx, _) = export_server_pfx(&dir, false);
     let wrong = dir.join("wrong");
     std::fs::write(&wrong, "not the password").unwrap();
     let out = run_dockgate(&pfx_args(&pfx, &wrong));

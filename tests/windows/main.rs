@@ -358,30 +358,15 @@ fn ping_through_the_pipe() {
 #[test]
 #[ignore = "needs wine and the Windows binaries: make test-windows"]
 fn pfx_identity() {
-    let pki = pki();
     let dir = common::util::fresh_dir("win-pfx");
-    let password = dir.join("password.txt");
-    std::fs::write(&password, "pfx secret").unwrap();
-    let pfx = dir.join("server.pfx");
-    let status = Command::new("openssl")
-        .args(["pkcs12", "-export", "-in"])
-        .arg(&pki.server_cert)
-        .arg("-inkey")
-        .arg(&pki.server_key)
-        .arg("-out")
-        .arg(&pfx)
-        .arg("-passout")
-        .arg(format!("file:{}", password.display()))
-        .status()
-        .unwrap();
-    assert!(status.success(), "openssl pkcs12 -export");
+    let (pfx, password) = common::pki::export_server_pfx(&dir, false);
     let name = pipe_name();
     let _engine = start_engine(&name, &[]);
     let (gate, port) = start_gate_with_identity(
         &name,
         &[("--tlspfx", &pfx), ("--tlspfx-password-file", &password)],
     );
-    let mut client = Client::connect(port, &pki.alice).unwrap();
+    let mut client = Client::connect(port, &pki().alice).unwrap();
     let (status, body) = ping(&mut client);
     assert_eq!(
         (status, body.as_str()),

@@ -424,3 +424,34 @@ fn generate(dir: &Path) -> Pki {
         other_issuer: other_ca,
     }
 }
+
+/// The server certificate and key exported with openssl as a .pfx in `dir`, protected by the
+/// password written (without a newline) to `dir/password`, which is returned alongside.
+/// `legacy`: the old 3DES/RC2 encoding instead of AES.
+pub fn export_server_pfx(dir: &Path, legacy: bool) -> (PathBuf, PathBuf) {
+    let pki = pki();
+    let password_file = dir.join("password");
+    write(&password_file, PFX_PASSWORD);
+    let pfx = dir.join(if legacy { "legacy.pfx" } else { "server.pfx" });
+    let mut openssl = std::process::Command::new("openssl");
+    openssl.args(["pkcs12", "-export"]);
+    if legacy {
+        openssl.arg("-legacy");
+    }
+    let status = openssl
+        .arg("-in")
+        .arg(&pki.server_cert)
+        .arg("-inkey")
+        .arg(&pki.server_key)
+        .arg("-out")
+        .arg(&pfx)
+        .arg("-passout")
+        .arg(format!("file:{}", password_file.display()))
+        .status()
+        .expect("run openssl");
+    assert!(status.success(), "openssl pkcs12 -export failed");
+    (pfx, password_file)
+}
+
+/// The password of `export_server_pfx` files.
+pub const PFX_PASSWORD: &str = "pfx secret";
