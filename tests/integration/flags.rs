@@ -114,3 +114,25 @@ fn no_crl_warns_and_skips_revocation_checks() {
     // mallory is revoked, but nothing checks that now.
     assert_cli_works(&gate, &pki().mallory);
 }
+
+/// `--listen` is repeatable and takes IPv6: an IPv6 listener is IPv6-only, so it can sit beside
+/// an IPv4 one, and a TLS client reaches the gate over [::1].
+#[test]
+fn listen_is_repeatable_and_takes_ipv6() {
+    let gate = GateBuilder::standard()
+        .flag("--listen")
+        .flag("[::1]:0")
+        .start();
+    let line = gate.wait_for_log(&["listening on [::1]:"], LOG_WAIT);
+    let port: u16 = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    gate.wait_for_log(&["listening on 127.0.0.1:"], LOG_WAIT);
+    // The IPv6 listener is the same gate: a connection that never completes a handshake is
+    // refused and logged with its IPv6 peer address.
+    let sock = std::net::TcpStream::connect(("::1", port)).expect("connect to [::1]");
+    drop(sock);
+    gate.wait_for_log(&["handshake refused", "peer=[::1]"], LOG_WAIT);
+}
