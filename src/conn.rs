@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
-use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::pki_types::CertificateDer;
 use rustls::{ServerConfig, ServerConnection};
 
 use crate::audit::{self, Client};
@@ -74,8 +74,8 @@ pub fn serve(slot: HandshakeSlot, tcp: TcpStream, peer: SocketAddr) {
     };
     let registration = gate
         .connections
-        .register(client.clone(), chain.clone(), control.clone());
-    if !still_valid(gate, state.generation, &chain, &client) {
+        .register(client.clone(), chain, control.clone());
+    if !still_valid(gate, state.generation, &registration.conn) {
         return control.abort();
     }
     Connection {
@@ -89,26 +89,15 @@ pub fn serve(slot: HandshakeSlot, tcp: TcpStream, peer: SocketAddr) {
 
 /// A reload may have happened between this connection's handshake and its registration, after
 /// the reload's sweep of the registry: verify such a chain against the newest configuration.
-fn still_valid(
-    gate: &Gate,
-    generation: u64,
-    chain: &[CertificateDer<'_>],
-    client: &Client,
-) -> bool {
+fn still_valid(gate: &Gate, generation: u64, live: &LiveConn) -> bool {
     let current = gate.tls();
     if current.generation == generation {
         return true;
     }
-    let Some((leaf, intermediates)) = chain.split_first() else {
-        return false;
-    };
-    match current
-        .tls
-        .client_verifier
-        .verify_client_cert(leaf, intermediates, UnixTime::now())
-    {
-        Ok(_) => true,
+    match live.verify(&*current.tls.client_verifier) {
+        Ok(()) => true,
         Err(e) => {
+            let client = &live.client;
             audit::handshake_refused(client.peer, &refusal_reason(&e), Some(&client.identity));
             false
         }
@@ -220,6 +209,21 @@ struct Forwarded {
     started: Instant,
     /// Filled in by the request side as the body goes through.
     bytes_in: Arc<AtomicU64>,
+}
+
+impl Forwarded {
+    /// The audit line for this request, once its response is complete (or failed).
+    fn log(&self, client: &Client, status: u16, bytes_out: u64) {
+        audit::request(&audit::Exchange {
+            client,
+            method: &self.method,
+            target: &self.target,
+            status,
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out,
+            started: self.started,
+        });
+    }
 }
 
 /// How the request side stopped.
@@ -581,15 +585,7 @@ impl ResponseSide {
                 (0, ResponseEnd::Close)
             }
         };
-        audit::request(&audit::Exchange {
-            client: &self.client,
-            method: &request.method,
-            target: &request.target,
-            status: response.status,
-            bytes_in: request.bytes_in.load(Ordering::Relaxed),
-            bytes_out,
-            started: request.started,
-        });
+        request.log(&self.client, response.status, bytes_out);
         end
     }
 
@@ -621,15 +617,7 @@ impl ResponseSide {
             let _ = self.verdicts.send(false);
         }
         let _ = write_error(&mut self.writer, 502, &message);
-        audit::request(&audit::Exchange {
-            client: &self.client,
-            method: &request.method,
-            target: &request.target,
-            status: 502,
-            bytes_in: request.bytes_in.load(Ordering::Relaxed),
-            bytes_out: 0,
-            started: request.started,
-        });
+        request.log(&self.client, 502, 0);
         ResponseEnd::Close
     }
 

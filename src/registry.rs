@@ -37,6 +37,17 @@ pub struct LiveConn {
 }
 
 impl LiveConn {
+    /// Verifies the client's chain again, with `verifier` and the current time.
+    pub fn verify(&self, verifier: &dyn ClientCertVerifier) -> Result<(), rustls::Error> {
+        let (leaf, intermediates) = self
+            .chain
+            .split_first()
+            .ok_or(rustls::Error::NoCertificatesPresented)?;
+        verifier
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+            .map(|_| ())
+    }
+
     /// Records what the connection is doing now, e.g. `request GET /v1.41/events`.
     pub fn set_activity(&self, activity: String) {
         *self.activity.lock().expect("activity lock poisoned") = activity;
@@ -93,14 +104,9 @@ impl Registry {
     pub fn cut_invalid(&self, verifier: &dyn ClientCertVerifier) -> usize {
         // Verify outside the lock: connections come and go meanwhile.
         let live: Vec<Arc<LiveConn>> = self.lock().values().cloned().collect();
-        let now = UnixTime::now();
         let mut cut = 0;
         for conn in live {
-            let Some((leaf, intermediates)) = conn.chain.split_first() else {
-                continue;
-            };
-            let verdict = verifier.verify_client_cert(leaf, intermediates, now);
-            if let Err(e) = verdict {
+            if let Err(e) = conn.verify(verifier) {
                 if is_expired_crl(&e) || conn.cut.swap(true, Ordering::SeqCst) {
                     continue;
                 }
