@@ -185,15 +185,22 @@ fn fake_docker(behaviour: fn(&mut std::os::unix::net::UnixStream)) -> String {
     format!("unix://{}", path.display())
 }
 
+/// A gate in front of a fake Docker that behaves as `behaviour` says; returns the gate and what
+/// one `GET /v1.41/info` through it got back.
+fn info_through_fake_docker(
+    behaviour: fn(&mut std::os::unix::net::UnixStream),
+) -> (Gate, crate::common::tls::Outcome) {
+    let gate = GateBuilder::standard()
+        .upstream(&fake_docker(behaviour))
+        .start();
+    let request = b"GET /v1.41/info HTTP/1.1\r\nHost: x\r\n\r\n";
+    let out = exchange(gate.port, Some(&pki().alice), request);
+    (gate, out)
+}
+
 #[test]
 fn docker_closing_before_answering_gives_502() {
-    let upstream = fake_docker(|_conn| {});
-    let gate = GateBuilder::standard().upstream(&upstream).start();
-    let out = exchange(
-        gate.port,
-        Some(&pki().alice),
-        b"GET /v1.41/info HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
+    let (gate, out) = info_through_fake_docker(|_conn| {});
     assert_eq!(out.status(), Some(502), "{}", out.text());
     assert!(
         out.text()
@@ -209,15 +216,9 @@ fn docker_closing_before_answering_gives_502() {
 
 #[test]
 fn docker_dying_inside_a_response_head_gives_502() {
-    let upstream = fake_docker(|conn| {
+    let (_gate, out) = info_through_fake_docker(|conn| {
         let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Ty");
     });
-    let gate = GateBuilder::standard().upstream(&upstream).start();
-    let out = exchange(
-        gate.port,
-        Some(&pki().alice),
-        b"GET /v1.41/info HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
     assert_eq!(out.status(), Some(502), "{}", out.text());
     assert!(
         out.text().contains("dockgate: invalid answer from Docker"),
@@ -228,15 +229,9 @@ fn docker_dying_inside_a_response_head_gives_502() {
 
 #[test]
 fn docker_dying_inside_a_body_closes_without_completing_it() {
-    let upstream = fake_docker(|conn| {
+    let (_gate, out) = info_through_fake_docker(|conn| {
         let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
     });
-    let gate = GateBuilder::standard().upstream(&upstream).start();
-    let out = exchange(
-        gate.port,
-        Some(&pki().alice),
-        b"GET /v1.41/info HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
     // The head was already relayed, so no 502 can follow: the client sees the body cut short
     // (3 of 10 bytes) and the connection closed.
     assert_eq!(out.status(), Some(200), "{}", out.text());
