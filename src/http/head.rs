@@ -13,6 +13,8 @@ use super::inbound::Inbound;
 pub const MAX_HEAD: usize = 64 * 1024;
 /// BuildKit's /session request repeats X-Docker-Expose-Session-* headers many times.
 const MAX_HEADERS: usize = 512;
+/// Enough for every other Docker request and response.
+const FEW_HEADERS: usize = 64;
 
 /// How a message body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,23 +73,17 @@ pub struct ResponseHead {
 
 /// Reads the next request head. `Ok(None)` when the client closed between requests.
 pub fn read_request<R: Read>(inbound: &mut Inbound<R>) -> Result<Option<RequestHead>, HeadError> {
-    loop {
-        skip_empty_lines(inbound);
-        let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(inbound.buffered()) {
-            Ok(httparse::Status::Complete(len)) => return request_head(&request, len).map(Some),
-            Ok(httparse::Status::Partial) => {}
-            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-            Err(e) => return Err(HeadError::Malformed(format!("malformed request head: {e}"))),
-        }
-        match inbound.read_more()? {
-            None => return Err(HeadError::TooLarge),
-            Some(0) if inbound.buffered().is_empty() => return Ok(None),
-            Some(0) => return Err(HeadError::Truncated),
-            Some(_) => {}
-        }
-    }
+    read_head(inbound, true, |bytes| {
+        with_headers(|headers| {
+            let mut request = httparse::Request::new(headers);
+            match request.parse(bytes) {
+                Ok(httparse::Status::Complete(len)) => request_head(&request, len).map(Some),
+                Ok(httparse::Status::Partial) => Ok(None),
+                Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+                Err(e) => Err(HeadError::Malformed(format!("malformed request head: {e}"))),
+            }
+        })
+    })
 }
 
 /// RFC 9112 lets a server ignore empty lines before a request line, but Go's server refuses
@@ -108,20 +104,36 @@ pub fn read_response<R: Read>(
     inbound: &mut Inbound<R>,
     request_method: &str,
 ) -> Result<Option<ResponseHead>, HeadError> {
-    loop {
-        let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(inbound.buffered()) {
-            Ok(httparse::Status::Complete(len)) => {
-                return response_head(&response, len, request_method).map(Some)
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-            Err(e) => {
-                return Err(HeadError::Malformed(format!(
+    read_head(inbound, false, |bytes| {
+        with_headers(|headers| {
+            let mut response = httparse::Response::new(headers);
+            match response.parse(bytes) {
+                Ok(httparse::Status::Complete(len)) => {
+                    response_head(&response, len, request_method).map(Some)
+                }
+                Ok(httparse::Status::Partial) => Ok(None),
+                Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+                Err(e) => Err(HeadError::Malformed(format!(
                     "malformed response head: {e}"
-                )))
+                ))),
             }
+        })
+    })
+}
+
+/// Reads until `parse` finds a complete head in the buffer (it returns `Ok(None)` while the
+/// head is incomplete). `Ok(None)` when the stream ends before any byte of a head.
+fn read_head<R: Read, T>(
+    inbound: &mut Inbound<R>,
+    skip_leading_empty_lines: bool,
+    parse: impl Fn(&[u8]) -> Result<Option<T>, HeadError>,
+) -> Result<Option<T>, HeadError> {
+    loop {
+        if skip_leading_empty_lines {
+            skip_empty_lines(inbound);
+        }
+        if let Some(head) = parse(inbound.buffered())? {
+            return Ok(Some(head));
         }
         match inbound.read_more()? {
             None => return Err(HeadError::TooLarge),
@@ -129,6 +141,18 @@ pub fn read_response<R: Read>(
             Some(0) => return Err(HeadError::Truncated),
             Some(_) => {}
         }
+    }
+}
+
+/// Runs `parse` with room for `FEW_HEADERS` headers on the stack, and for `MAX_HEADERS` on the
+/// heap only when a head has more: every request is parsed this way, and few have many headers.
+fn with_headers<'b, T>(
+    parse: impl Fn(&mut [httparse::Header<'b>]) -> Result<T, HeadError>,
+) -> Result<T, HeadError> {
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    match parse(&mut few) {
+        Err(HeadError::TooLarge) => parse(&mut vec![httparse::EMPTY_HEADER; MAX_HEADERS]),
+        other => other,
     }
 }
 
@@ -409,6 +433,21 @@ mod tests {
             &inbound.buffered()[..head.len],
             b"GET /_ping HTTP/1.1\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn header_count_limit_is_max_headers_not_the_first_attempt() {
+        let with_headers = |n: usize| {
+            let headers: String = (0..n)
+                .map(|i| format!("X-Docker-Expose-Session-{i}: v\r\n"))
+                .collect();
+            parse_request(&format!("POST /session HTTP/1.1\r\n{headers}\r\n"))
+        };
+        assert!(with_headers(FEW_HEADERS + 100).unwrap().is_some());
+        assert!(matches!(
+            with_headers(MAX_HEADERS + 1),
+            Err(HeadError::TooLarge)
+        ));
     }
 
     #[test]
