@@ -14,6 +14,8 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::time::ASN1Time;
 
+use super::revocation::IndexedCrl;
+
 /// A problem with one input file, already phrased for the operator.
 #[derive(Debug)]
 pub struct LoadError(pub String);
@@ -151,9 +153,9 @@ pub fn load_pfx(
     Ok((certs, key))
 }
 
-/// One CRL with what the operator wants to see about it at start and reload.
+/// One CRL: indexed for the handshakes, summarised for the operator at start and reload.
 pub struct LoadedCrl {
-    pub der: CertificateRevocationListDer<'static>,
+    pub indexed: IndexedCrl,
     pub summary: CrlSummary,
 }
 
@@ -167,7 +169,7 @@ pub struct CrlSummary {
     pub next_update: Option<ASN1Time>,
     pub revoked: usize,
     /// False when the issuing CA is not in `--tlscacert` (an intermediate the clients send):
-    /// its signature is then checked at every handshake instead of at load time.
+    /// its signature is then checked at the first handshake that needs it.
     pub signature_checked: bool,
 }
 
@@ -191,8 +193,7 @@ impl fmt::Display for CrlSummary {
 
 /// Loads every CRL of one `--crl` file and checks each against the CA bundle.
 ///
-/// A file that yields no CRL is an error: rustls treats an empty CRL list as "revocation off",
-/// and a typo must never switch revocation off silently.
+/// A file that yields no CRL is an error: a typo must never switch revocation off silently.
 pub fn load_crls(
     path: &Path,
     ca_bundle: &[CertificateDer<'static>],
@@ -219,24 +220,21 @@ pub fn parse_crls(
     if ders.is_empty() {
         return Err(err(label, path, "no X509 CRL found"));
     }
-    ders.into_iter()
-        .map(|der| {
-            let summary = inspect_crl(label, path, &der, ca_bundle)?;
-            Ok(LoadedCrl { der, summary })
-        })
+    ders.iter()
+        .map(|der| load_one_crl(label, path, der, ca_bundle))
         .collect()
 }
 
-/// Parses a CRL and verifies its signature with the CA in the bundle that issued it.
+/// Parses a CRL, verifies its signature with the CA in the bundle that issued it, and indexes it.
 ///
-/// rustls only checks CRL signatures during handshakes; checking here turns a CRL from the wrong
-/// CA into a start-up error instead of every client being refused later.
-fn inspect_crl(
+/// Checking the signature here turns a CRL from the wrong CA into a start-up error instead of
+/// every client being refused later, and lets the handshakes skip it (see `revocation`).
+fn load_one_crl(
     label: &str,
     path: &Path,
     der: &CertificateRevocationListDer<'_>,
     ca_bundle: &[CertificateDer<'static>],
-) -> Result<CrlSummary, LoadError> {
+) -> Result<LoadedCrl, LoadError> {
     let (_, crl) = CertificateRevocationList::from_der(der)
         .map_err(|e| err(label, path, format!("not a valid X.509 CRL: {e}")))?;
     let issuer_der = crl.issuer().as_raw();
@@ -245,12 +243,13 @@ fn inspect_crl(
         .filter_map(|cert| X509Certificate::from_der(cert).ok().map(|(_, c)| c))
         .filter(|cert| cert.subject().as_raw() == issuer_der)
         .collect();
+    let verified_keys: Vec<Vec<u8>> = issuers
+        .iter()
+        .filter(|ca| crl.verify_signature(ca.public_key()).is_ok())
+        .map(|ca| ca.public_key().raw.to_vec())
+        .collect();
     let signature_checked = !issuers.is_empty();
-    if signature_checked
-        && !issuers
-            .iter()
-            .any(|ca| crl.verify_signature(ca.public_key()).is_ok())
-    {
+    if signature_checked && verified_keys.is_empty() {
         return Err(err(
             label,
             path,
@@ -260,7 +259,7 @@ fn inspect_crl(
             ),
         ));
     }
-    Ok(CrlSummary {
+    let summary = CrlSummary {
         file: path.display().to_string(),
         issuer: crl.issuer().to_string(),
         number: crl.crl_number().map(|n| n.to_string()),
@@ -268,7 +267,9 @@ fn inspect_crl(
         next_update: crl.next_update(),
         revoked: crl.iter_revoked_certificates().count(),
         signature_checked,
-    })
+    };
+    let indexed = IndexedCrl::new(der, &crl, verified_keys).map_err(|e| err(label, path, e))?;
+    Ok(LoadedCrl { indexed, summary })
 }
 
 /// The http(s) CRL Distribution Points named in CA certificates (`--crl-from-cdp`).

@@ -2,12 +2,14 @@
 //! expired, foreign and missing client certificates.
 //!
 //! - `load`: reading certificates, keys and CRLs, with errors that name the flag and the file.
-//! - `verifier`: the CRL-checking client verifier, wrapped to name refused certificates.
+//! - `verifier`: the client verifier: chain, revocation, and the name of refused certificates.
+//! - `revocation`: the CRL index the verifier consults.
 //! - `identity`: subject and serial of a client certificate.
 //! - `stream`: one TLS connection shared by the two copy threads.
 
 pub mod identity;
 pub mod load;
+pub mod revocation;
 pub mod stream;
 pub mod verifier;
 
@@ -16,14 +18,15 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
+use rustls::server::NoServerSessionStorage;
 use rustls::{RootCertStore, ServerConfig};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use self::load::{load_certs, load_crls, load_key, load_pfx, CrlSummary, LoadError};
-use self::verifier::AuditingVerifier;
+use self::revocation::{CheckRules, RevocationIndex};
+use self::verifier::ClientVerifier;
 
 /// The files that make up the gate's TLS identity and client trust.
 #[derive(Clone, Debug)]
@@ -180,41 +183,40 @@ pub fn build_server_config(
         })?;
     }
 
-    let mut crl_ders = Vec::new();
+    let mut indexed_crls = Vec::new();
     let mut crl_summaries = Vec::new();
     let fetched = files.fetched_crls.iter().filter(|path| path.exists());
     for path in files.crls.iter().chain(fetched) {
         for crl in load_crls(path, &ca_bundle)? {
-            crl_ders.push(crl.der);
+            indexed_crls.push(crl.indexed);
             crl_summaries.push(crl.summary);
         }
     }
 
-    let mut builder =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-    if policy.enabled {
-        // An empty CRL list would switch revocation off inside rustls. load_crls refuses empty
-        // files, so this happens only when every CRL is to come from a URL and none has been
-        // fetched yet: refuse to build rather than run open.
-        if crl_ders.is_empty() {
+    let revocation = match policy.enabled {
+        false => None,
+        // With no CRL at all every certificate's status would be "unknown". That happens only
+        // when every CRL is to come from a URL and none has been fetched yet: refuse to build
+        // rather than start refusing everyone (or, with --crl-allow-unknown, no one).
+        true if indexed_crls.is_empty() => {
             return Err(LoadError(
                 "no CRL available yet: --crl-url not fetched and no cached copy".into(),
-            ));
+            ))
         }
-        builder = builder.with_crls(crl_ders);
-        if policy.leaf_only {
-            builder = builder.only_check_end_entity_revocation();
-        }
-        if policy.allow_unknown {
-            builder = builder.allow_unknown_revocation_status();
-        }
-        if !policy.allow_expired {
-            builder = builder.enforce_revocation_expiration();
-        }
-    }
-    let verifier = builder
-        .build()
-        .map_err(|e| LoadError(format!("cannot build the client verifier: {e}")))?;
+        true => Some(RevocationIndex::new(
+            indexed_crls,
+            CheckRules {
+                leaf_only: policy.leaf_only,
+                allow_unknown: policy.allow_unknown,
+                allow_expired: policy.allow_expired,
+            },
+        )),
+    };
+    let verifier: Arc<dyn ClientCertVerifier> = Arc::new(ClientVerifier::new(
+        roots,
+        provider.signature_verification_algorithms,
+        revocation,
+    ));
 
     let (server_chain, server_key) = files.server.load()?;
     let server_cert = describe_cert(&server_chain[0]);
@@ -222,7 +224,7 @@ pub fn build_server_config(
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| LoadError(format!("TLS versions: {e}")))?
-        .with_client_cert_verifier(Arc::new(AuditingVerifier::new(verifier.clone())))
+        .with_client_cert_verifier(verifier.clone())
         .with_single_cert(server_chain, server_key)
         .map_err(|e| match e {
             rustls::Error::InconsistentKeys(_) => LoadError(files.server.describe()),

@@ -1,8 +1,12 @@
-//! The client-certificate verifier: rustls' WebPKI verifier with CRLs, wrapped so that a refused
-//! certificate can be named in the log.
+//! The client-certificate verifier: webpki's chain validation, dockgate's revocation index, and
+//! the name of every refused certificate for the log.
+//!
+//! The chain is validated by rustls-webpki exactly as rustls' `WebPkiClientVerifier` does it
+//! (client-auth key usage, the trust anchors of `--tlscacert`); revocation is checked by
+//! `RevocationIndex` for each candidate path instead of by webpki (see `revocation` for why).
 //!
 //! rustls only exposes the peer's certificates after verification succeeded. To log the subject
-//! and serial of a *refused* certificate, the wrapper parses the end entity when the inner verifier
+//! and serial of a *refused* certificate, the verifier parses the end entity when verification
 //! fails and leaves it in a thread-local slot. That is sound because dockgate runs each handshake
 //! on its connection's own thread: the connection takes the slot right after the handshake fails.
 
@@ -10,11 +14,16 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls::{
+    CertRevocationListError, CertificateError, DigitallySignedStruct, DistinguishedName, Error,
+    OtherError, RootCertStore, SignatureScheme,
+};
 
 use super::identity::PeerIdentity;
+use super::revocation::RevocationIndex;
 
 thread_local! {
     static REFUSED_PEER: RefCell<Option<PeerIdentity>> = const { RefCell::new(None) };
@@ -25,29 +34,65 @@ pub fn take_refused_identity() -> Option<PeerIdentity> {
     REFUSED_PEER.with(|slot| slot.borrow_mut().take())
 }
 
-/// Forwards every call to the inner verifier; remembers who was refused.
+/// Requires a client certificate that chains to `--tlscacert` and is not revoked.
 #[derive(Debug)]
-pub struct AuditingVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
+pub struct ClientVerifier {
+    anchors: Vec<TrustAnchor<'static>>,
+    root_hints: Vec<DistinguishedName>,
+    algorithms: WebPkiSupportedAlgorithms,
+    /// `None` only with `--no-crl`.
+    revocation: Option<RevocationIndex>,
 }
 
-impl AuditingVerifier {
-    pub fn new(inner: Arc<dyn ClientCertVerifier>) -> Self {
-        AuditingVerifier { inner }
+impl ClientVerifier {
+    pub fn new(
+        roots: RootCertStore,
+        algorithms: WebPkiSupportedAlgorithms,
+        revocation: Option<RevocationIndex>,
+    ) -> Self {
+        ClientVerifier {
+            root_hints: roots.subjects(),
+            anchors: roots.roots,
+            algorithms,
+            revocation,
+        }
+    }
+
+    fn verify_chain(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), webpki::Error> {
+        let cert = webpki::EndEntityCert::try_from(end_entity)?;
+        let check_revocation = |path: &webpki::VerifiedPath<'_>| match &self.revocation {
+            Some(index) => index.check_path(path, now),
+            None => Ok(()),
+        };
+        cert.verify_for_usage(
+            self.algorithms.all,
+            &self.anchors,
+            intermediates,
+            now,
+            webpki::KeyUsage::client_auth(),
+            None,
+            Some(&check_revocation),
+        )
+        .map(|_| ())
     }
 }
 
-impl ClientCertVerifier for AuditingVerifier {
+impl ClientCertVerifier for ClientVerifier {
     fn offer_client_auth(&self) -> bool {
-        self.inner.offer_client_auth()
+        true
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
+        true
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
+        &self.root_hints
     }
 
     fn verify_client_cert(
@@ -56,14 +101,14 @@ impl ClientCertVerifier for AuditingVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let verdict = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now);
-        if verdict.is_err() {
-            let identity = PeerIdentity::from_der(end_entity);
-            REFUSED_PEER.with(|slot| *slot.borrow_mut() = identity);
+        match self.verify_chain(end_entity, intermediates, now) {
+            Ok(()) => Ok(ClientCertVerified::assertion()),
+            Err(e) => {
+                let identity = PeerIdentity::from_der(end_entity);
+                REFUSED_PEER.with(|slot| *slot.borrow_mut() = identity);
+                Err(rustls_error(e))
+            }
         }
-        verdict
     }
 
     fn verify_tls12_signature(
@@ -72,7 +117,7 @@ impl ClientCertVerifier for AuditingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -81,15 +126,38 @@ impl ClientCertVerifier for AuditingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
+}
 
-    fn requires_raw_public_keys(&self) -> bool {
-        self.inner.requires_raw_public_keys()
+/// webpki's errors as rustls' (the same mapping as rustls' private `pki_error`), so that the
+/// alert sent to the client and `refusal_reason` stay what they were with rustls' verifier.
+fn rustls_error(error: webpki::Error) -> Error {
+    use webpki::Error as W;
+    use CertificateError as C;
+    match error {
+        W::BadDer | W::BadDerTime | W::TrailingData(_) => C::BadEncoding.into(),
+        W::CertNotValidYet { time, not_before } => {
+            C::NotValidYetContext { time, not_before }.into()
+        }
+        W::CertExpired { time, not_after } => C::ExpiredContext { time, not_after }.into(),
+        W::InvalidCertValidity => C::Expired.into(),
+        W::UnknownIssuer => C::UnknownIssuer.into(),
+        W::CertRevoked => C::Revoked.into(),
+        W::UnknownRevocationStatus => C::UnknownRevocationStatus.into(),
+        W::CrlExpired { time, next_update } => {
+            C::ExpiredRevocationListContext { time, next_update }.into()
+        }
+        W::IssuerNotCrlSigner => CertRevocationListError::IssuerInvalidForCrl.into(),
+        W::InvalidSignatureForPublicKey => C::BadSignature.into(),
+        W::InvalidCrlSignatureForPublicKey => CertRevocationListError::BadSignature.into(),
+        #[allow(deprecated)]
+        W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) => C::InvalidPurpose.into(),
+        other => C::Other(OtherError(Arc::new(other))).into(),
     }
 }
 
@@ -111,6 +179,15 @@ pub fn refusal_reason(error: &Error) -> String {
             C::BadSignature => "bad certificate signature".into(),
             C::BadEncoding => "malformed certificate".into(),
             other => format!("invalid certificate: {other:?}"),
+        },
+        Error::InvalidCertRevocationList(crl_error) => match crl_error {
+            CertRevocationListError::BadSignature => {
+                "no CRL from this issuer verifies with the issuer's key".into()
+            }
+            CertRevocationListError::IssuerInvalidForCrl => {
+                "the CRL's issuer may not sign CRLs (keyUsage without cRLSign)".into()
+            }
+            other => format!("invalid CRL: {other:?}"),
         },
         Error::AlertReceived(alert) => format!("protocol error: client sent alert {alert:?}"),
         other => format!("protocol error: {other}"),
