@@ -214,12 +214,19 @@ mini_rows = [
     ("ping64_rps", "keep-alive, 64 conns: req/s", "ping64", "rate", True, "{:,.0f}", ""),
     ("ping64_p99", "  ... p99", "ping64", "p99_us", False, "{:,.0f}", " µs"),
     ("handshake_rps", "handshakes/s (4 clients)", "handshake", "rate", True, "{:,.0f}", ""),
+    ("rawstream_down_mbs", "raw hijacked stream to the client: MB/s", "rawstream_down", "mb_s", True, "{:,.0f}", ""),
+    ("rawstream_down_cpu", "  ... gate CPU s per GiB", "rawstream_down", "gate_cpu_s_per_gib", False, "{:.2f}", ""),
+    ("rawstream_up_mbs", "raw hijacked stream from the client: MB/s", "rawstream_up", "mb_s", True, "{:,.0f}", ""),
+    ("rawstream_up_cpu", "  ... gate CPU s per GiB", "rawstream_up", "gate_cpu_s_per_gib", False, "{:.2f}", ""),
 ]
-if any(by.get(("ping1", c)) for c in MINI):
+if any(by.get((sc, c)) for sc in ("ping1", "rawstream_down") for c in MINI):
     P("## Gate cost without dockerd (minimal upstream)")
     P("")
     P("The same load against a tiny keep-alive HTTP responder on a unix socket (`dgbench upstream`), so that "
-      "dockerd is not the bottleneck. `mini` is that responder without a gate.")
+      "dockerd is not the bottleneck. `mini` is that responder without a gate. The raw streams are one hijacked "
+      "session (`101 UPGRADED`) carrying the benchmark's stream size of zeros, the TLS client being `dgbench stream` "
+      "on the same cores; `to the client` ends with the upstream's EOF, `from the client` with the client's "
+      "half-close and the upstream's byte count (a gate that loses the half-close fails it).")
     P("")
     P("| metric | " + " | ".join(MINI) + " | dockgate ÷ best peer | dockgate ÷ no gate |")
     P("|---|" + "---|" * (len(MINI) + 2))
@@ -312,6 +319,12 @@ for k in ("stream_down_mbs", "stream_up_mbs", "cp_down_mbs"):
         target(f"{k}: >= 1 GB/s where dockerd can feed it", (dg >= 1000) if di >= 1000 else None,
                f"dockgate {dg:,.0f} MB/s; direct (what dockerd + the CLI can feed here) {di:,.0f} MB/s"
                + ("" if di >= 1000 else ": not measurable on this machine"))
+for k in ("rawstream_down_mbs", "rawstream_up_mbs"):
+    row = results["mini_upstream"].get(k, {})
+    dg, mi = row.get("dockgate-mini", {}).get("median"), row.get("mini", {}).get("median")
+    if dg and mi:
+        target(f"{k}: >= 1 GB/s through the gate (minimal upstream, no dockerd)", dg >= 1000,
+               f"dockgate {dg:,.0f} MB/s; the upstream alone over its unix socket {mi:,.0f} MB/s")
 rss = metric_median("idle_attach_rss", "dockgate")
 if rss:
     target(f"{s['idle_sessions']} idle hijacked sessions < 64 MiB RSS", rss / 1024 < 64, f"{rss / 1024:,.1f} MiB")

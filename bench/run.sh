@@ -394,12 +394,19 @@ stream_one() { # stream_one SCENARIO CONTENDER REP command...
 }
 
 if ! skip stream; then
-    log "streaming $STREAM_MB MiB: exec stdout, exec stdin, docker cp; x $REPS"
+    log "streaming $STREAM_MB MiB: exec stdout, exec stdin, docker cp, raw streams via the minimal upstream; x $REPS"
     for r in $(seq "$REPS"); do
         for c in $CONTENDERS; do
             stream_one stream_down "$c" "$r" "dk $c exec bench-sink head -c $STREAM_BYTES /dev/zero | wc -c"
             stream_one stream_up "$c" "$r" "head -c $STREAM_BYTES /dev/zero | dk $c exec -i bench-sink wc -c"
             stream_one cp_down "$c" "$r" "dk $c cp bench-sink:/big - | wc -c"
+        done
+        # The same hijacked streams against the minimal upstream: no docker CLI, no dockerd, so
+        # the gates' own throughput shows (dgbench is the TLS client on the same 2 cores).
+        skip mini && continue
+        for c in $MINI_CONTENDERS; do
+            stream_one rawstream_down "$c" "$r" "$DGBENCH stream --target $(target_of "$c") $(tls_of "$c") --dir out --bytes $STREAM_BYTES"
+            stream_one rawstream_up "$c" "$r" "$DGBENCH stream --target $(target_of "$c") $(tls_of "$c") --dir in --bytes $STREAM_BYTES"
         done
     done
 fi

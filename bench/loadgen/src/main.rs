@@ -11,8 +11,14 @@
 //!       over --pids) and thread count of the gate processes.
 //!   dgbench ready     --target T [--tls DIR] --timeout S
 //!       polls until one GET /_ping succeeds; prints the milliseconds it took.
+//!   dgbench stream    --target T [--tls DIR] --dir out|in --bytes N
+//!       one hijacked session through the gate to `dgbench upstream`, which then sends N bytes
+//!       (out: to the client) or counts what the client sends until it half-closes (in). Prints
+//!       the byte count that arrived (a number, for `make bench`'s stream checks).
 //!   dgbench upstream  --listen PATH
-//!       a tiny HTTP/1.1 responder on a unix socket: 200 "OK" for every request, keep-alive.
+//!       a tiny HTTP/1.1 responder on a unix socket: 200 "OK" for every request, keep-alive;
+//!       `POST /stream/out?bytes=N` and `POST /stream/in` with `Upgrade: tcp` answer
+//!       `101 UPGRADED` and become the raw streams of `dgbench stream`.
 //!
 //! T is tcp://127.0.0.1:PORT or unix:///path. DIR holds ca.pem, cert.pem, key.pem (the
 //! DOCKER_CERT_PATH layout). Results are printed as one JSON object on stdout.
@@ -63,8 +69,30 @@ fn die(msg: &str) -> ! {
 // ---------------------------------------------------------------------------------------------
 // Connecting
 
-trait Stream: Read + Write + Send {}
-impl<T: Read + Write + Send> Stream for T {}
+trait Stream: Read + Write + Send {
+    /// Ends the sending direction only (TLS: close_notify, then a TCP half-close).
+    fn close_write(&mut self) -> io::Result<()>;
+}
+
+impl Stream for UnixStream {
+    fn close_write(&mut self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl Stream for TcpStream {
+    fn close_write(&mut self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl Stream for StreamOwned<ClientConnection, TcpStream> {
+    fn close_write(&mut self) -> io::Result<()> {
+        self.conn.send_close_notify();
+        self.flush()?;
+        self.sock.shutdown(std::net::Shutdown::Write)
+    }
+}
 
 #[derive(Clone)]
 struct Target {
@@ -493,6 +521,65 @@ fn cmd_ready(args: &Args) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A raw hijacked stream
+
+const STREAM_CHUNK: usize = 256 * 1024;
+
+fn cmd_stream(args: &Args) {
+    let target = Target::from_args(args);
+    let bytes: u64 = arg(args, "bytes", 1 << 30);
+    let dir = args.get("dir").map(String::as_str).unwrap_or("out");
+    let path = match dir {
+        "out" => format!("/stream/out?bytes={bytes}"),
+        "in" => "/stream/in".to_string(),
+        _ => die("--dir is out or in"),
+    };
+    let result = target.connect().and_then(|s| {
+        let mut h = Http::new(s);
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: dgbench\r\nContent-Length: 0\r\n\
+             Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+        );
+        h.r.get_mut().write_all(req.as_bytes())?;
+        h.r.get_mut().flush()?;
+        let head = h.response(true)?;
+        if head.status != 101 {
+            return Err(io::Error::other(format!("status {} instead of 101", head.status)));
+        }
+        match dir {
+            "out" => io::copy(&mut h.r, &mut io::sink()),
+            _ => send_and_count(h, bytes),
+        }
+    });
+    match result {
+        Ok(arrived) => println!("{arrived}"),
+        Err(e) => {
+            eprintln!("dgbench stream: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Sends `bytes` zero bytes, half-closes, and returns the count the upstream says it received.
+fn send_and_count(mut h: Http<Box<dyn Stream>>, bytes: u64) -> io::Result<u64> {
+    let chunk = vec![0u8; STREAM_CHUNK];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(STREAM_CHUNK as u64) as usize;
+        h.r.get_mut().write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    h.r.get_mut().flush()?;
+    h.r.get_mut().close_write()?;
+    let mut reply = String::new();
+    h.r.read_to_string(&mut reply)?;
+    reply
+        .trim()
+        .parse()
+        .map_err(|_| io::Error::other(format!("upstream reply {reply:?} is not a byte count")))
+}
+
+// ---------------------------------------------------------------------------------------------
 // The minimal upstream
 
 fn cmd_upstream(args: &Args) {
@@ -519,6 +606,12 @@ fn serve_upstream(stream: UnixStream) {
             Ok(_) => {}
         }
         let head = line.starts_with("HEAD ");
+        let stream_out = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|target| target.strip_prefix("/stream/out?bytes="))
+            .and_then(|n| n.parse::<u64>().ok());
+        let stream_in = line.starts_with("POST /stream/in ");
         let mut length = 0u64;
         loop {
             line.clear();
@@ -539,6 +632,14 @@ fn serve_upstream(stream: UnixStream) {
         if length > 0 && io::copy(&mut (&mut r).take(length), &mut io::sink()).is_err() {
             return;
         }
+        if stream_out.is_some() || stream_in {
+            let _ = w.write_all(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
+            match stream_out {
+                Some(n) => upstream_send(r, w, n),
+                None => upstream_count(r, w),
+            }
+            return;
+        }
         let resp: &[u8] = if head {
             b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\n"
         } else {
@@ -550,6 +651,38 @@ fn serve_upstream(stream: UnixStream) {
     }
 }
 
+/// `/stream/out`: sends `n` bytes, half-closes, then waits for the client to close.
+fn upstream_send(mut r: BufReader<UnixStream>, mut w: UnixStream, n: u64) {
+    let chunk = vec![0u8; STREAM_CHUNK];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(STREAM_CHUNK as u64) as usize;
+        if w.write_all(&chunk[..k]).is_err() {
+            return;
+        }
+        left -= k as u64;
+    }
+    let _ = w.shutdown(std::net::Shutdown::Write);
+    let _ = io::copy(&mut r, &mut io::sink());
+}
+
+/// `/stream/in`: counts bytes until the client half-closes, then answers with the count.
+fn upstream_count(mut r: BufReader<UnixStream>, mut w: UnixStream) {
+    let mut buf = vec![0u8; STREAM_CHUNK];
+    let mut count = r.buffer().len() as u64;
+    r.consume(r.buffer().len());
+    let inner = r.get_mut();
+    loop {
+        match inner.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => count += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+    let _ = w.write_all(format!("{count}\n").as_bytes());
+}
+
 fn main() {
     let (cmd, args) = parse_args();
     match cmd.as_str() {
@@ -557,7 +690,8 @@ fn main() {
         "handshake" => cmd_handshake(&args),
         "idle" => cmd_idle(&args),
         "ready" => cmd_ready(&args),
+        "stream" => cmd_stream(&args),
         "upstream" => cmd_upstream(&args),
-        _ => die("usage: dgbench ping|handshake|idle|ready|upstream ... (see src/main.rs)"),
+        _ => die("usage: dgbench ping|handshake|idle|ready|stream|upstream ... (see src/main.rs)"),
     }
 }
