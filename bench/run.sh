@@ -373,7 +373,7 @@ stream_one() { # stream_one SCENARIO CONTENDER REP command...
     pids=$(pids_of "$c")
     g0=$(cpu_ticks $pids); d0=$(cpu_ticks "$DOCKERD_PID"); t0=$EPOCHREALTIME
     set +e
-    got=$(timeout 180 bash -c "$*" 2>"$W/logs/$s-$c.err")
+    got=$(timeout "${STREAM_TIMEOUT:-180}" bash -c "$*" 2>"$W/logs/$s-$c.err")
     rc=$?
     set -e
     got=$(echo "$got" | tr -dc 0-9)
@@ -388,7 +388,7 @@ stream_one() { # stream_one SCENARIO CONTENDER REP command...
             --argjson g "$((g1 - g0))" --argjson d "$((d1 - d0))" \
             '{ok:true, secs:$secs, bytes:$b, mb_s:($b/1e6/$secs), gate_cpu_s_per_gib:($g/100*1073741824/$b), dockerd_cpu_s_per_gib:($d/100*1073741824/$b)}')"
     else
-        why=$( (head -c 300 "$W/logs/$s-$c.err"; [ "$rc" = 124 ] && echo "timeout after 180s"; echo " (rc=$rc)") | tr '\n' ' ')
+        why=$( (head -c 300 "$W/logs/$s-$c.err"; [ "$rc" = 124 ] && echo "timeout after ${STREAM_TIMEOUT:-180}s"; echo " (rc=$rc)") | tr '\n' ' ')
         rec "$s" "$c" "$r" "$(jq -nc --arg w "$why" --argjson s "$secs" '{ok:false, secs:$s, reason:$w}')"
     fi
 }
@@ -405,8 +405,8 @@ if ! skip stream; then
         # the gates' own throughput shows (dgbench is the TLS client on the same 2 cores).
         skip mini && continue
         for c in $MINI_CONTENDERS; do
-            stream_one rawstream_down "$c" "$r" "$DGBENCH stream --target $(target_of "$c") $(tls_of "$c") --dir out --bytes $STREAM_BYTES"
-            stream_one rawstream_up "$c" "$r" "$DGBENCH stream --target $(target_of "$c") $(tls_of "$c") --dir in --bytes $STREAM_BYTES"
+            STREAM_TIMEOUT=60 stream_one rawstream_down "$c" "$r" "$DGBENCH stream --target $(target_of "$c") $(tls_of "$c") --dir out --bytes $STREAM_BYTES"
+            STREAM_TIMEOUT=60 stream_one rawstream_up "$c" "$r" "$DGBENCH stream --target $(target_of "$c") $(tls_of "$c") --dir in --bytes $STREAM_BYTES"
         done
     done
 fi
