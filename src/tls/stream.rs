@@ -137,7 +137,9 @@ impl Read for TlsReader {
             {
                 let mut conn = shared.conn();
                 match conn.reader().read(out) {
+                    Ok(0) => return Ok(0),
                     Ok(n) => {
+                        let n = n + self.read_buffered(&mut conn, &mut out[n..])?;
                         shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                         return Ok(n);
                     }
@@ -156,6 +158,25 @@ impl Read for TlsReader {
 }
 
 impl TlsReader {
+    /// Adds to `out` whatever the ciphertext already read from the socket decrypts to, without
+    /// reading the socket again. rustls hands out about one record (16 KiB) per read; a bulk
+    /// upload would otherwise cost one upstream write, and one wake-up of Docker, per record.
+    fn read_buffered(&mut self, conn: &mut ServerConnection, out: &mut [u8]) -> io::Result<usize> {
+        let mut total = 0;
+        while total < out.len() && self.pending < self.filled {
+            let pending_before = self.pending;
+            self.feed(conn)?;
+            match conn.reader().read(&mut out[total..]) {
+                Ok(n) if n > 0 => total += n,
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock && self.pending > pending_before => {}
+                // The end of the stream, an error, or no progress: the next call reports it.
+                _ => break,
+            }
+        }
+        Ok(total)
+    }
+
     /// Reads ciphertext with no lock held: this is where an idle session sleeps.
     fn read_socket(&mut self) -> io::Result<()> {
         let n = self.read_raw()?;

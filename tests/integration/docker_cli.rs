@@ -123,6 +123,25 @@ fn exec_with_and_without_stdin() {
     );
 }
 
+/// Many TLS records per upstream write (the gate batches what it has decrypted): every byte
+/// must still arrive, in order.
+#[test]
+fn exec_stdin_of_16_mib_arrives_intact() {
+    let (_gate, docker) = alice();
+    let c = docker.run_detached(&["sleep", "600"]);
+    let dir = fresh_dir("stdin");
+    let src = dir.join("stdin.bin");
+    write_random_file(&src, 16 << 20);
+    let data = std::fs::read(&src).unwrap();
+    let args = ["exec", "-i", &c.name, "sha256sum"];
+    let out = docker.run_with(&args, Some(&data), BIG_TIMEOUT);
+    docker.assert_success(&args, &out);
+    assert_eq!(
+        out.stdout.split_whitespace().next(),
+        Some(sha256_file(&src).as_str())
+    );
+}
+
 #[test]
 fn exec_tty_under_pseudo_terminal() {
     let (_gate, docker) = alice();
