@@ -337,7 +337,9 @@ impl Connection {
 
         let mut upstream_writer = conn.writer;
         let end = self.forward_requests(first, &mut *upstream_writer, &queue, &verdicts);
+        // Both channels are done with; a hijacked session may last hours without them.
         drop(queue);
+        drop(verdicts);
         let bytes_in_raw = match end {
             RequestsEnd::Hijacked => {
                 relay::client_to_upstream(&mut self.inbound, &mut *upstream_writer)
@@ -501,24 +503,34 @@ enum ResponseEnd {
 
 impl ResponseSide {
     fn run(mut self, pending: Receiver<Pending>) -> Option<Hijack> {
-        for item in pending {
-            match item {
-                Pending::Refused { status, message } => {
-                    let _ = write_error(&mut self.writer, status, &message);
-                    break;
-                }
-                Pending::Forwarded(request) => match self.relay_response(&request) {
-                    ResponseEnd::KeepAlive => continue,
-                    ResponseEnd::Close => break,
-                    ResponseEnd::Hijacked => return Some(self.run_hijacked(request)),
-                },
-            }
+        if let Some(request) = self.relay_responses(pending) {
+            return Some(self.run_hijacked(request));
         }
         // Docker will not be read any more: unblock a request side still writing to it, and
         // close toward the client, leaving it `LINGER` to close its side.
         self.upstream.get_ref().abort();
         let _ = self.writer.shutdown_write();
         self.control.set_read_timeout(Some(LINGER));
+        None
+    }
+
+    /// Answers the queued requests in order until the connection must close (`None`) or a
+    /// response hijacks it (the request it answered). Takes the queue, so that a hijacked
+    /// session, which may sit idle for hours, does not keep it allocated.
+    fn relay_responses(&mut self, pending: Receiver<Pending>) -> Option<Forwarded> {
+        for item in pending {
+            match item {
+                Pending::Refused { status, message } => {
+                    let _ = write_error(&mut self.writer, status, &message);
+                    return None;
+                }
+                Pending::Forwarded(request) => match self.relay_response(&request) {
+                    ResponseEnd::KeepAlive => continue,
+                    ResponseEnd::Close => return None,
+                    ResponseEnd::Hijacked => return Some(request),
+                },
+            }
+        }
         None
     }
 
@@ -660,9 +672,15 @@ impl ResponseSide {
     }
 
     /// Copies Docker's side of a raw stream to the client until Docker ends it.
-    fn run_hijacked(mut self, request: Forwarded) -> Hijack {
-        let bytes_out =
-            relay::upstream_to_client(&mut self.upstream, &mut self.writer, &self.control);
+    fn run_hijacked(self, request: Forwarded) -> Hijack {
+        // Keep only what the copy needs (the verdict channel, for one, is done with).
+        let ResponseSide {
+            mut upstream,
+            mut writer,
+            control,
+            ..
+        } = self;
+        let bytes_out = relay::upstream_to_client(&mut upstream, &mut writer, &control);
         Hijack {
             method: request.method,
             target: request.target,
