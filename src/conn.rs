@@ -1,10 +1,10 @@
 //! One client connection, from accept to close.
 //!
-//! The handshake runs on the thread the accept loop started (`serve`). Once the client is
-//! verified and registered, that thread hands the session to a fresh thread with a small stack
-//! and ends, so the deep stack of the handshake is not kept dirty for as long as the session
-//! lives (idle `attach` sessions and `/events` streams last hours). Two threads then share the
-//! connection:
+//! The handshake runs on a handshake thread (`handshakers`, which calls `serve`). Once the client
+//! is verified and registered, that thread hands the session to a fresh thread with a small stack
+//! and goes back to waiting for connections, so the deep stack of the handshake is not kept
+//! dirty for as long as the session lives (idle `attach` sessions and `/events` streams last
+//! hours). Two threads then share the connection:
 //! - the request thread reads requests from the client, checks their framing and forwards them;
 //! - a second thread reads Docker's responses and relays them to the client.
 //!
@@ -60,8 +60,9 @@ const LINGER_MAX_BYTES: u64 = 1 << 20;
 /// cost memory, the rest is address space.
 pub const SESSION_THREAD_STACK: usize = 128 * 1024;
 
-/// Serves one accepted TCP connection until both directions have ended: runs the handshake on
-/// this thread, then carries the session on to fresh session threads and returns.
+/// Serves one accepted TCP connection: runs the handshake on this thread, then carries the
+/// session on to fresh session threads (which serve it until both directions have ended) and
+/// returns.
 pub fn serve(gate: &'static Gate, slot: HandshakeSlot, tcp: TcpStream, peer: SocketAddr) {
     let Some((connection, writer)) = authenticate(gate, slot, tcp, peer) else {
         return;
@@ -153,6 +154,8 @@ fn handshake(
             return None;
         }
     };
+    // Handshake threads serve one connection after another: never name an earlier client.
+    let _ = take_refused_identity();
     if let Err(e) = drive_handshake(&mut tls, tcp) {
         let reason = describe_handshake_failure(&e);
         audit::handshake_refused(peer, &reason, take_refused_identity().as_ref());
