@@ -67,10 +67,6 @@ impl HandshakeSlot {
         }
         Some(HandshakeSlot(gate.clone()))
     }
-
-    pub fn gate(&self) -> Arc<Gate> {
-        self.0.clone()
-    }
 }
 
 impl Drop for HandshakeSlot {

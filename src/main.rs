@@ -15,6 +15,7 @@ mod config;
 mod conn;
 mod crl_fetch;
 mod gate;
+mod handshakers;
 mod http;
 mod logging;
 mod net;

@@ -1,4 +1,5 @@
-//! Listening: one accept loop per `--listen` address, one thread per client connection.
+//! Listening: one accept loop per `--listen` address; each accepted connection goes to a handshake
+//! thread (`handshakers`), which hands the authenticated session to the session threads of `conn`.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -7,23 +8,25 @@ use std::time::Duration;
 
 use log::{error, info, warn};
 
-use crate::conn;
 use crate::gate::{Gate, HandshakeSlot, MAX_PENDING_HANDSHAKES};
+use crate::handshakers::Handshakers;
 
-/// Stack of a connection thread: the TLS handshake runs here. Threads touch only the pages
-/// they use, so this bounds rather than costs memory.
-const CONNECTION_THREAD_STACK: usize = 256 * 1024;
 /// After an accept error (say, out of file descriptors) wait a little instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Accepts connections on every listener until the process ends.
 pub fn serve_forever(gate: Arc<Gate>, listeners: Vec<TcpListener>) {
+    // The gate lives as long as the process (this function never returns): `'static` borrows
+    // let handshake threads outlive the accept loops and sessions carry their registry entry
+    // onto their own threads.
+    let gate: &'static Arc<Gate> = Box::leak(Box::new(gate));
+    let handshakers: &'static Handshakers = Box::leak(Box::new(Handshakers::new(gate)));
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
-            let gate = gate.clone();
             thread::Builder::new()
                 .name("dockgate-accept".into())
-                .spawn(move || accept_loop(&gate, &listener))
+                .spawn(move || accept_loop(gate, handshakers, &listener))
                 .expect("cannot start the accept thread")
         })
         .collect();
@@ -32,7 +35,7 @@ pub fn serve_forever(gate: Arc<Gate>, listeners: Vec<TcpListener>) {
     }
 }
 
-fn accept_loop(gate: &Arc<Gate>, listener: &TcpListener) {
+fn accept_loop(gate: &Arc<Gate>, handshakers: &'static Handshakers, listener: &TcpListener) {
     if let Ok(addr) = listener.local_addr() {
         info!("listening on {addr}");
     }
@@ -49,12 +52,6 @@ fn accept_loop(gate: &Arc<Gate>, listener: &TcpListener) {
             warn!("peer={peer}: {MAX_PENDING_HANDSHAKES} handshakes already pending, connection closed");
             continue;
         };
-        let spawned = thread::Builder::new()
-            .name("dockgate-conn".into())
-            .stack_size(CONNECTION_THREAD_STACK)
-            .spawn(move || conn::serve(slot, stream, peer));
-        if let Err(e) = spawned {
-            error!("peer={peer}: cannot start a connection thread, dropping it: {e}");
-        }
+        handshakers.dispatch(slot, stream, peer);
     }
 }

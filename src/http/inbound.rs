@@ -2,11 +2,16 @@
 //! bytes without copying them twice.
 //!
 //! It starts small and grows (up to the head limit) only when a head or a burst of data needs
-//! it, so a thousand idle connections do not each pin 64 KiB.
+//! it, and goes back to its small size when a burst is over, so a thousand idle connections do
+//! not each pin 64 KiB.
 
 use std::io::{self, Read};
 
-const INITIAL_CAPACITY: usize = 8 * 1024;
+/// The size a buffer starts at and returns to. Docker clients' request heads and dockerd's
+/// heads for `/_ping`, `101 UPGRADED` and small JSON answers fit; larger heads and bodies grow
+/// the buffer by doubling. Every session holds two of these (one per direction) for as long as
+/// it is open, idle hijacked sessions included.
+const SMALL_CAPACITY: usize = 1024;
 
 pub struct Inbound<R> {
     inner: R,
@@ -21,7 +26,7 @@ impl<R: Read> Inbound<R> {
     pub fn new(inner: R, max: usize) -> Self {
         Inbound {
             inner,
-            buf: vec![0; INITIAL_CAPACITY.min(max)],
+            buf: vec![0; SMALL_CAPACITY.min(max)],
             start: 0,
             end: 0,
             max,
@@ -58,6 +63,7 @@ impl<R: Read> Inbound<R> {
         }
         let n = read_retrying(&mut self.inner, &mut self.buf[self.end..])?;
         self.end += n;
+        self.shrink_after_burst();
         Ok(Some(n))
     }
 
@@ -73,9 +79,26 @@ impl<R: Read> Inbound<R> {
             if n == self.buf.len() && n < self.max {
                 // A full read suggests a bulk transfer: read more at a time from now on.
                 self.buf.resize((n * 2).min(self.max), 0);
+            } else {
+                self.shrink_after_burst();
             }
         }
         Ok(self.buffered())
+    }
+
+    /// After a read that did not fill the buffer and left no more than the small size in it: the
+    /// burst that grew the buffer is over (a session typing, a small answer, or silence), so the
+    /// grown buffer is given back instead of staying pinned while the connection sleeps in its
+    /// next read. A bulk transfer fills its reads and keeps its large buffer.
+    fn shrink_after_burst(&mut self) {
+        let held = self.end - self.start;
+        if self.buf.len() > SMALL_CAPACITY && held <= SMALL_CAPACITY && self.end < self.buf.len() {
+            let mut small = vec![0; SMALL_CAPACITY];
+            small[..held].copy_from_slice(&self.buf[self.start..self.end]);
+            self.buf = small;
+            self.start = 0;
+            self.end = held;
+        }
     }
 
     /// Reads one line ending in LF (CRLF or bare LF) of at most `limit` bytes, without the line
@@ -164,5 +187,61 @@ mod tests {
         }
         assert_eq!(total, 20_000);
         assert_eq!(inbound.buffered().len(), 20_000);
+    }
+
+    /// Gives out at most the next length of `reads` per call, like a socket.
+    struct Bursts {
+        reads: Vec<usize>,
+        next: usize,
+    }
+
+    impl Read for Bursts {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let Some(&want) = self.reads.get(self.next) else {
+                return Ok(0);
+            };
+            self.next += 1;
+            let n = want.min(out.len());
+            out[..n].fill(b'x');
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn buffer_grows_for_a_burst_and_shrinks_after_it() {
+        let mut reads = vec![usize::MAX; 8];
+        reads.push(10);
+        let mut inbound = Inbound::new(
+            Bursts {
+                reads: reads.clone(),
+                next: 0,
+            },
+            64 * 1024,
+        );
+        let mut sizes = Vec::new();
+        let mut total = 0;
+        loop {
+            let n = inbound.fill().unwrap().len();
+            if n == 0 {
+                break;
+            }
+            total += n;
+            inbound.consume(n);
+            sizes.push(inbound.buf.len());
+        }
+        assert_eq!(
+            &sizes[..8],
+            &[2048, 4096, 8192, 16384, 32768, 65536, 65536, 65536],
+            "each full read doubles the buffer, up to its maximum"
+        );
+        assert_eq!(
+            total,
+            1024 + 2048 + 4096 + 8192 + 16384 + 32768 + 2 * 65536 + 10
+        );
+        assert_eq!(
+            sizes.last(),
+            Some(&SMALL_CAPACITY),
+            "a short read gives the grown buffer back"
+        );
     }
 }

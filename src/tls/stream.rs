@@ -17,9 +17,13 @@ use std::time::Duration;
 use rustls::ServerConnection;
 
 /// Ciphertext is read in pieces of this size at first and twice as large (up to
-/// `MAX_NET_READ`) after a read fills the buffer, so idle sessions stay small.
-const MIN_NET_READ: usize = 4 * 1024;
+/// `MAX_NET_READ`) after a read fills the buffer; after a short read the buffer goes back to
+/// this size, so idle sessions stay small. A small request fits in one read.
+const MIN_NET_READ: usize = 2 * 1024;
 const MAX_NET_READ: usize = 64 * 1024;
+/// The ciphertext buffer of the writing half is freed after a write of at most this much
+/// follows larger ones, so a session that once streamed does not keep 64 KiB while idle.
+const KEEP_CIPHERTEXT: usize = 4 * 1024;
 
 struct Shared {
     conn: Mutex<ServerConnection>,
@@ -179,6 +183,11 @@ impl TlsReader {
 
     /// Reads ciphertext with no lock held: this is where an idle session sleeps.
     fn read_socket(&mut self) -> io::Result<()> {
+        if self.filled <= MIN_NET_READ && self.net_buf.len() > MIN_NET_READ {
+            // The last read was short: the burst that grew the buffer is over, and this read
+            // may sleep for hours.
+            self.net_buf = vec![0; MIN_NET_READ];
+        }
         let n = self.read_raw()?;
         if n == 0 {
             self.eof = true;
@@ -293,7 +302,13 @@ impl TlsWriter {
 
     fn send_ciphertext(&mut self, socket: &mut TcpStream) -> io::Result<()> {
         let result = socket.write_all(&self.ciphertext);
-        self.ciphertext.clear();
+        if self.ciphertext.capacity() > KEEP_CIPHERTEXT && self.ciphertext.len() <= KEEP_CIPHERTEXT
+        {
+            // A bulk transfer is over: give its large buffer back.
+            self.ciphertext = Vec::new();
+        } else {
+            self.ciphertext.clear();
+        }
         result
     }
 
