@@ -7,8 +7,9 @@
 //!
 //! rustls only exposes the peer's certificates after verification succeeded. To log the subject
 //! and serial of a *refused* certificate, the verifier parses the end entity when verification
-//! fails and leaves it in a thread-local slot. That is sound because dockgate runs each handshake
-//! on its connection's own thread: the connection takes the slot right after the handshake fails.
+//! fails and leaves it in a thread-local slot. That is sound because a handshake runs from start
+//! to end on one handshake thread, which empties the slot before it starts and takes it right
+//! after the handshake fails (`conn::handshake`).
 
 use std::cell::RefCell;
 use std::sync::Arc;
