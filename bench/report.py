@@ -128,9 +128,9 @@ P(f"- Machine: {m['cpu']}, {m['cores']} cores, {m['mem_mib']} MiB RAM, {m['os']}
   "time, and the load client, the gate and dockerd share the same 2 cores.")
 P("- Versions: " + "; ".join(f"{k}: {val}" for k, val in v.items()))
 s = meta["settings"]
-P(f"- Settings: {s['reps']} repetitions per cell (median shown, ± is half the min–max range relative to the "
-  f"median), {s['secs_per_load_run']} s per load run, {s['stream_mib']} MiB per stream, "
-  f"{s['idle_sessions']} idle sessions.")
+P(f"- Settings: {s['reps']} repetitions per cell ({s.get('stream_reps', s['reps'])} for the streams; median shown, "
+  f"± is half the min–max range relative to the median), {s['secs_per_load_run']} s per load run, "
+  f"{s['stream_mib']} MiB per stream, {s['idle_sessions']} idle sessions.")
 P("")
 
 # ---- revocation sanity

@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use rustls::ServerConnection;
 
-/// Ciphertext is read in pieces of this size at first and twice as large (up to
-/// `MAX_NET_READ`) after a read fills the buffer; after a short read the buffer goes back to
-/// this size, so idle sessions stay small. A small request fits in one read.
+/// Ciphertext is read in pieces of this size at first and of `MAX_NET_READ` as soon as a read
+/// fills the buffer (a bulk transfer: ramping up by doubling cost five small reads, and five
+/// small upstream writes, per burst); after a small read the buffer goes back to this size, so
+/// idle sessions stay small. A small request fits in one read.
 const MIN_NET_READ: usize = 2 * 1024;
 const MAX_NET_READ: usize = 64 * 1024;
 /// The ciphertext buffer of the writing half is freed after a write of at most this much
@@ -183,16 +184,16 @@ impl TlsReader {
 
     /// Reads ciphertext with no lock held: this is where an idle session sleeps.
     fn read_socket(&mut self) -> io::Result<()> {
-        if self.filled <= MIN_NET_READ && self.net_buf.len() > MIN_NET_READ {
-            // The last read was short: the burst that grew the buffer is over, and this read
-            // may sleep for hours.
+        if self.filled < MIN_NET_READ && self.net_buf.len() > MIN_NET_READ {
+            // The last read was small (not merely short of a large buffer): the burst that grew
+            // the buffer is over, and this read may sleep for hours.
             self.net_buf = vec![0; MIN_NET_READ];
         }
         let n = self.read_raw()?;
         if n == 0 {
             self.eof = true;
         } else if n == self.net_buf.len() && n < MAX_NET_READ {
-            self.net_buf.resize(n * 2, 0);
+            self.net_buf.resize(MAX_NET_READ, 0);
         }
         self.pending = 0;
         self.filled = n;
