@@ -25,7 +25,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use self::load::{load_certs, load_crls, load_key, load_pfx, CrlSummary, LoadError};
-use self::revocation::{CheckRules, RevocationIndex};
+use self::revocation::RevocationIndex;
 use self::verifier::ClientVerifier;
 
 /// The files that make up the gate's TLS identity and client trust.
@@ -203,14 +203,7 @@ pub fn build_server_config(
                 "no CRL available yet: --crl-url not fetched and no cached copy".into(),
             ))
         }
-        true => Some(RevocationIndex::new(
-            indexed_crls,
-            CheckRules {
-                leaf_only: policy.leaf_only,
-                allow_unknown: policy.allow_unknown,
-                allow_expired: policy.allow_expired,
-            },
-        )),
+        true => Some(RevocationIndex::new(indexed_crls, policy)),
     };
     let verifier: Arc<dyn ClientCertVerifier> = Arc::new(ClientVerifier::new(
         roots,

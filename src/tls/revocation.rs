@@ -28,18 +28,13 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-/// What the index enforces; see `RevocationPolicy` for the flags behind each field.
-#[derive(Clone, Copy, Debug)]
-pub struct CheckRules {
-    pub leaf_only: bool,
-    pub allow_unknown: bool,
-    pub allow_expired: bool,
-}
+use super::RevocationPolicy;
 
 /// Every CRL, ready to answer "is this certificate revoked?" for one chain at a time.
 pub struct RevocationIndex {
     crls: Vec<IndexedCrl>,
-    rules: CheckRules,
+    /// Built only when revocation is enabled (no `--no-crl`); the other fields soften the rules.
+    rules: RevocationPolicy,
 }
 
 impl fmt::Debug for RevocationIndex {
@@ -54,7 +49,7 @@ impl fmt::Debug for RevocationIndex {
 }
 
 impl RevocationIndex {
-    pub fn new(crls: Vec<IndexedCrl>, rules: CheckRules) -> Self {
+    pub fn new(crls: Vec<IndexedCrl>, rules: RevocationPolicy) -> Self {
         RevocationIndex { crls, rules }
     }
 
@@ -432,7 +427,8 @@ mod tests {
     use crate::tls::load::parse_crls;
     use crate::tls::verifier::ClientVerifier;
 
-    const STRICT: CheckRules = CheckRules {
+    const STRICT: RevocationPolicy = RevocationPolicy {
+        enabled: true,
         leaf_only: false,
         allow_unknown: false,
         allow_expired: false,
@@ -510,7 +506,7 @@ mod tests {
     fn verifier(
         root: &CertificateDer<'static>,
         crls: &[Vec<u8>],
-        rules: CheckRules,
+        rules: RevocationPolicy,
     ) -> ClientVerifier {
         let bundle = vec![root.clone()];
         let indexed = crls
@@ -565,7 +561,7 @@ mod tests {
             ),
             refused(CertificateError::UnknownRevocationStatus)
         );
-        let lenient = CheckRules {
+        let lenient = RevocationPolicy {
             allow_unknown: true,
             ..STRICT
         };
