@@ -8,8 +8,8 @@
 use std::io::{self, Read};
 
 /// The size a buffer starts at and returns to. Docker clients' request heads and dockerd's
-/// heads for `/_ping`, `101 UPGRADED` and small JSON answers fit; larger heads and bodies grow
-/// the buffer by doubling. Every session holds two of these (one per direction) for as long as
+/// heads for `/_ping`, `101 UPGRADED` and small JSON answers fit; a larger head grows the buffer
+/// by doubling, a body or stream that fills a read grows it to its maximum at once. Every session holds two of these (one per direction) for as long as
 /// it is open, idle hijacked sessions included.
 const SMALL_CAPACITY: usize = 1024;
 

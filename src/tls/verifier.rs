@@ -135,7 +135,8 @@ impl ClientCertVerifier for ClientVerifier {
     }
 }
 
-/// webpki's errors as rustls' (the same mapping as rustls' private `pki_error`), so that the
+/// webpki's errors as rustls' (rustls' private `pki_error` for every error a client certificate
+/// check can produce; CRL-algorithm and name errors cannot occur here), so that the
 /// alert sent to the client and `refusal_reason` stay what they were with rustls' verifier.
 fn rustls_error(error: webpki::Error) -> Error {
     use webpki::Error as W;
@@ -156,6 +157,22 @@ fn rustls_error(error: webpki::Error) -> Error {
         W::IssuerNotCrlSigner => CertRevocationListError::IssuerInvalidForCrl.into(),
         W::InvalidSignatureForPublicKey => C::BadSignature.into(),
         W::InvalidCrlSignatureForPublicKey => CertRevocationListError::BadSignature.into(),
+        #[allow(deprecated)]
+        W::UnsupportedSignatureAlgorithm | W::UnsupportedSignatureAlgorithmForPublicKey => {
+            C::UnsupportedSignatureAlgorithm.into()
+        }
+        W::UnsupportedSignatureAlgorithmContext(cx) => C::UnsupportedSignatureAlgorithmContext {
+            signature_algorithm_id: cx.signature_algorithm_id,
+            supported_algorithms: cx.supported_algorithms,
+        }
+        .into(),
+        W::UnsupportedSignatureAlgorithmForPublicKeyContext(cx) => {
+            C::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                signature_algorithm_id: cx.signature_algorithm_id,
+                public_key_algorithm_id: cx.public_key_algorithm_id,
+            }
+            .into()
+        }
         #[allow(deprecated)]
         W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) => C::InvalidPurpose.into(),
         other => C::Other(OtherError(Arc::new(other))).into(),
