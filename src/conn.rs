@@ -8,9 +8,9 @@
 //! - the request thread reads requests from the client, checks their framing and forwards them;
 //! - a second thread reads Docker's responses and relays them to the client.
 //!
-//! The request side tells the response side, through a queue, which request each response
-//! answers (its method decides whether a body follows) and hands it the gate's own refusals, so
-//! that every answer leaves in order. When a response switches the connection to a raw stream
+//! The request side tells the response side, through a queue (`exchanges`), which request each
+//! response answers (its method decides whether a body follows) and hands it the gate's own
+//! refusals, so that every answer leaves in order. When a response switches the connection to a raw stream
 //! (`101 UPGRADED`, or the legacy `200` raw-stream answer to attach and exec start), each thread
 //! turns into one direction of a plain byte copy (see `relay`).
 //!
@@ -22,6 +22,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
+
+mod exchanges;
+use exchanges::{Exchanges, Next, Queued};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -236,14 +239,7 @@ struct Connection {
     _registration: Registration<'static>,
 }
 
-/// What the request side hands the response side, in request order.
-enum Pending {
-    /// A request now on its way to Docker; its response comes next.
-    Forwarded(Forwarded),
-    /// A request the gate refuses: answer it after the earlier responses, then close.
-    Refused { status: u16, message: String },
-}
-
+/// A request on its way to Docker, as the response side needs it.
 struct Forwarded {
     method: String,
     target: String,
@@ -274,8 +270,8 @@ enum RequestsEnd {
     ClientDone,
     /// The client or the connection failed; the upstream must not wait for more.
     Broken,
-    /// The gate refused a request; the response side answers and closes.
-    Refused,
+    /// The gate refused a request head; the response side answers and closes.
+    Refused { status: u16, message: String },
     /// A response switched the connection to a raw stream.
     Hijacked,
 }
@@ -320,7 +316,7 @@ impl Connection {
             }
         };
 
-        let (queue, pending) = mpsc::channel();
+        let exchanges = Arc::new(Exchanges::new());
         let (verdict_tx, verdicts) = mpsc::channel();
         let responses = ResponseSide {
             client: self.client.clone(),
@@ -328,33 +324,43 @@ impl Connection {
             upstream: Inbound::new(conn.reader, MAX_HEAD),
             writer,
             control: self.control.clone(),
+            exchanges: exchanges.clone(),
             verdicts: verdict_tx,
         };
         let response_thread = match thread::Builder::new()
             .name("dockgate-responses".into())
             .stack_size(SESSION_THREAD_STACK)
-            .spawn(move || responses.run(pending))
+            .spawn(move || responses.run())
         {
             Ok(handle) => handle,
             Err(e) => return error!("peer={}: cannot start a thread: {e}", self.client.peer),
         };
 
         let mut upstream_writer = conn.writer;
-        let end = self.forward_requests(first, &mut *upstream_writer, &queue, &verdicts);
-        // Both channels are done with; a hijacked session may last hours without them.
-        drop(queue);
-        drop(verdicts);
+        let end = self.forward_requests(first, &mut *upstream_writer, &exchanges, &verdicts);
         let bytes_in_raw = match end {
             RequestsEnd::Hijacked => {
+                // The queue and the channel are done with; a session may last hours.
+                drop((exchanges, verdicts));
                 relay::client_to_upstream(&mut self.inbound, &mut *upstream_writer)
             }
             RequestsEnd::ClientDone => {
                 // Like a direct client closing its socket: dockerd ends what it was streaming.
                 let _ = upstream_writer.close_write();
+                if exchanges.finish(None) {
+                    upstream_writer.abort();
+                }
                 0
             }
-            RequestsEnd::Refused => 0,
+            RequestsEnd::Refused { status, message } => {
+                if exchanges.finish(Some((status, message))) {
+                    // Wake the response side, which then answers the refusal.
+                    upstream_writer.abort();
+                }
+                0
+            }
             RequestsEnd::Broken => {
+                exchanges.finish(None);
                 upstream_writer.abort();
                 0
             }
@@ -381,7 +387,7 @@ impl Connection {
         &mut self,
         first: RequestHead,
         upstream: &mut dyn UpstreamWrite,
-        queue: &Sender<Pending>,
+        exchanges: &Exchanges<Forwarded>,
         verdicts: &Receiver<bool>,
     ) -> RequestsEnd {
         let mut request = first;
@@ -396,9 +402,7 @@ impl Connection {
                 started: Instant::now(),
                 bytes_in: bytes_in.clone(),
             };
-            if queue.send(Pending::Forwarded(forwarded)).is_err() {
-                return RequestsEnd::Broken;
-            }
+            exchanges.forward(forwarded);
             if let Err(e) = self.forward_one(&request, upstream, &bytes_in) {
                 warn!("peer={}: request not forwarded: {e}", self.client.peer);
                 return RequestsEnd::Broken;
@@ -417,10 +421,7 @@ impl Connection {
                 Ok(None) => return RequestsEnd::ClientDone,
                 Err(e) => {
                     return match self.refusal(&e) {
-                        Some((status, message)) => {
-                            let _ = queue.send(Pending::Refused { status, message });
-                            RequestsEnd::Refused
-                        }
+                        Some((status, message)) => RequestsEnd::Refused { status, message },
                         None => RequestsEnd::Broken,
                     }
                 }
@@ -492,6 +493,7 @@ struct ResponseSide {
     upstream: Inbound<Box<dyn UpstreamRead>>,
     writer: TlsWriter,
     control: TlsControl,
+    exchanges: Arc<Exchanges<Forwarded>>,
     verdicts: Sender<bool>,
 }
 
@@ -506,8 +508,8 @@ enum ResponseEnd {
 }
 
 impl ResponseSide {
-    fn run(mut self, pending: Receiver<Pending>) -> Option<Hijack> {
-        if let Some(request) = self.relay_responses(pending) {
+    fn run(mut self) -> Option<Hijack> {
+        if let Some(request) = self.relay_responses() {
             return Some(self.run_hijacked(request));
         }
         // Docker will not be read any more: unblock a request side still writing to it, and
@@ -519,23 +521,56 @@ impl ResponseSide {
     }
 
     /// Answers the queued requests in order until the connection must close (`None`) or a
-    /// response hijacks it (the request it answered). Takes the queue, so that a hijacked
-    /// session, which may sit idle for hours, does not keep it allocated.
-    fn relay_responses(&mut self, pending: Receiver<Pending>) -> Option<Forwarded> {
-        for item in pending {
+    /// response hijacks it (the request it answered).
+    fn relay_responses(&mut self) -> Option<Forwarded> {
+        let mut completed_one = false;
+        loop {
+            let item = match self.exchanges.next(completed_one) {
+                Next::Item(item) => item,
+                Next::Ended => return None,
+                Next::Empty => self.wait_for_docker()?,
+            };
             match item {
-                Pending::Refused { status, message } => {
+                Queued::Refused { status, message } => {
                     let _ = write_error(&mut self.writer, status, &message);
                     return None;
                 }
-                Pending::Forwarded(request) => match self.relay_response(&request) {
-                    ResponseEnd::KeepAlive => continue,
+                Queued::Forwarded(request) => match self.relay_response(&request) {
+                    ResponseEnd::KeepAlive => completed_one = true,
                     ResponseEnd::Close => return None,
                     ResponseEnd::Hijacked => return Some(request),
                 },
             }
         }
-        None
+    }
+
+    /// With nothing queued, sleeps in a read from Docker rather than on the queue (see
+    /// `exchanges`): when Docker's answer arrives its request is queued. Returns the entry
+    /// found after the read, or `None` when the connection must close: the request side has
+    /// stopped, Docker closed an idle connection, or Docker sent bytes that answer no request.
+    fn wait_for_docker(&mut self) -> Option<Queued<Forwarded>> {
+        let read = self.upstream.fill().map(|bytes| bytes.len());
+        match self.exchanges.next(false) {
+            Next::Item(item) => Some(item),
+            Next::Ended => None,
+            Next::Empty => {
+                match read {
+                    Ok(0) => debug!(
+                        "peer={}: Docker closed an idle connection",
+                        self.client.peer
+                    ),
+                    Ok(n) => warn!(
+                        "peer={}: Docker sent {n} bytes that answer no request; closing",
+                        self.client.peer
+                    ),
+                    Err(e) => debug!(
+                        "peer={}: idle connection to Docker failed: {e}",
+                        self.client.peer
+                    ),
+                }
+                None
+            }
+        }
     }
 
     /// Relays interim responses and the final response of one request.
@@ -677,7 +712,7 @@ impl ResponseSide {
 
     /// Copies Docker's side of a raw stream to the client until Docker ends it.
     fn run_hijacked(self, request: Forwarded) -> Hijack {
-        // Keep only what the copy needs (the verdict channel, for one, is done with).
+        // Keep only what the copy needs (the queue and the verdict channel are done with).
         let ResponseSide {
             mut upstream,
             mut writer,

@@ -77,3 +77,63 @@ fn keep_alive_serves_two_requests_on_one_connection() {
         assert_eq!(body, b"OK", "request {n}");
     }
 }
+
+/// A bad head after a good exchange: the response side, asleep in its read from Docker with
+/// nothing outstanding, must still answer the refusal and close (not hang).
+#[test]
+fn bad_head_after_a_served_request_gets_400_and_a_close() {
+    let gate = Gate::standard();
+    let mut conn = RawTls::connect(gate.port, Some(&pki().alice));
+    conn.send(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let (status, head, body) = conn.read_response();
+    assert_eq!((status, body.as_slice()), (200, &b"OK"[..]), "{head}");
+    conn.send(b"this is not http at all\r\n\r\n").unwrap();
+    let out = conn.read_to_close();
+    assert_eq!(out.status(), Some(400), "{:?}\n{}", out.text(), gate.logs());
+    assert!(
+        out.text().contains("dockgate: bad request"),
+        "{:?}",
+        out.text()
+    );
+}
+
+/// Pipelined requests with a bad head behind them: the earlier answers come first, in order,
+/// then the refusal.
+#[test]
+fn pipelined_requests_are_answered_in_order_before_a_refusal() {
+    let gate = Gate::standard();
+    let mut conn = RawTls::connect(gate.port, Some(&pki().alice));
+    conn.send(
+        b"GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          this is not http at all\r\n\r\n",
+    )
+    .unwrap();
+    let (status, head, body) = conn.read_response();
+    assert_eq!((status, body.as_slice()), (200, &b"OK"[..]), "{head}");
+    let (status, head, body) = conn.read_response();
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("ApiVersion"),
+        "{body:?}"
+    );
+    let out = conn.read_to_close();
+    assert_eq!(out.status(), Some(400), "{:?}\n{}", out.text(), gate.logs());
+}
+
+/// A client that ends its side after an exchange gets the connection closed by the gate
+/// (close_notify, then EOF), not held open.
+#[test]
+fn client_close_after_a_request_ends_the_connection() {
+    let gate = Gate::standard();
+    let mut conn = RawTls::connect(gate.port, Some(&pki().alice));
+    conn.send(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let (status, _, _) = conn.read_response();
+    assert_eq!(status, 200);
+    conn.half_close_notify();
+    let out = conn.read_to_close();
+    assert!(out.bytes.is_empty(), "{:?}", out.text());
+    assert_eq!(out.error, None, "{}", gate.logs());
+}

@@ -8,6 +8,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use rustls::client::Resumption;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -301,4 +302,25 @@ fn garbage_after_the_gate_closed_its_side_is_harmless() {
         b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(out.status(), Some(200), "{}", out.text());
+}
+
+/// An upstream that answers and then neither reads nor closes (Docker behind a proxy that does
+/// not pass on half-closes, a named pipe): when the client ends its side with nothing
+/// outstanding, the gate must still close the connection instead of waiting on Docker forever.
+#[test]
+fn client_close_ends_the_connection_even_if_docker_never_closes() {
+    let gate = GateBuilder::standard()
+        .upstream(&fake_docker(|conn| {
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+            thread::sleep(Duration::from_secs(30));
+        }))
+        .start();
+    let mut conn = RawTls::connect(gate.port, Some(&pki().alice));
+    conn.send(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (status, head, body) = conn.read_response();
+    assert_eq!((status, body.as_slice()), (200, &b"OK"[..]), "{head}");
+    conn.half_close_notify();
+    let out = conn.read_to_close(); // panics if the connection stays open for 10 s
+    assert!(out.bytes.is_empty(), "{:?}", out.text());
 }
