@@ -135,6 +135,10 @@ fn read_head<R: Read, T>(
         if let Some(head) = parse(inbound.buffered())? {
             return Ok(Some(head));
         }
+        // The buffer may be larger than a head may be (the client's, for uploads).
+        if inbound.buffered().len() >= MAX_HEAD {
+            return Err(HeadError::TooLarge);
+        }
         match inbound.read_more()? {
             None => return Err(HeadError::TooLarge),
             Some(0) if inbound.buffered().is_empty() => return Ok(None),
@@ -356,6 +360,11 @@ mod tests {
         read_request(&mut Inbound::new(raw.as_bytes(), MAX_HEAD))
     }
 
+    /// As the client's side is read: through a buffer four times the head limit.
+    fn parse_request_from_large_buffer(raw: &str) -> Result<Option<RequestHead>, HeadError> {
+        read_request(&mut Inbound::new(raw.as_bytes(), 4 * MAX_HEAD))
+    }
+
     fn framing_of(raw: &str) -> Framing {
         parse_request(raw).unwrap().unwrap().framing
     }
@@ -454,6 +463,18 @@ mod tests {
     fn oversized_heads_are_too_large() {
         let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(MAX_HEAD));
         assert!(matches!(parse_request(&big), Err(HeadError::TooLarge)));
+        assert!(matches!(
+            parse_request_from_large_buffer(&big),
+            Err(HeadError::TooLarge)
+        ));
+        let just_fits = format!(
+            "GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(MAX_HEAD - 28)
+        );
+        assert_eq!(just_fits.len(), MAX_HEAD - 1);
+        assert!(parse_request_from_large_buffer(&just_fits)
+            .unwrap()
+            .is_some());
     }
 
     #[test]

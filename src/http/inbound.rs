@@ -9,8 +9,9 @@ use std::io::{self, Read};
 
 /// The size a buffer starts at and returns to. Docker clients' request heads and dockerd's
 /// heads for `/_ping`, `101 UPGRADED` and small JSON answers fit; a larger head grows the buffer
-/// by doubling, a body or stream that fills a read grows it to its maximum at once. Every session holds two of these (one per direction) for as long as
-/// it is open, idle hijacked sessions included.
+/// by doubling, a body or stream that fills a read grows it to its maximum at once. Every
+/// session holds two of these (one per direction) for as long as it is open, idle hijacked
+/// sessions included.
 const SMALL_CAPACITY: usize = 1024;
 
 pub struct Inbound<R> {
@@ -22,7 +23,8 @@ pub struct Inbound<R> {
 }
 
 impl<R: Read> Inbound<R> {
-    /// `max` bounds the buffer, and therefore the largest head that can be parsed.
+    /// `max` bounds the buffer: the largest read, and the largest head that fits (heads are
+    /// further limited to `MAX_HEAD` when parsed).
     pub fn new(inner: R, max: usize) -> Self {
         Inbound {
             inner,
