@@ -10,9 +10,9 @@
 //!
 //! The request side tells the response side, through a queue (`exchanges`), which request each
 //! response answers (its method decides whether a body follows) and hands it the gate's own
-//! refusals, so that every answer leaves in order. When a response switches the connection to a raw stream
-//! (`101 UPGRADED`, or the legacy `200` raw-stream answer to attach and exec start), each thread
-//! turns into one direction of a plain byte copy (see `relay`).
+//! refusals, so that every answer leaves in order. When a response switches the connection to
+//! a raw stream (`101 UPGRADED`, or the legacy `200` raw-stream answer to attach and exec
+//! start), each thread turns into one direction of a plain byte copy (see `relay`).
 //!
 //! Nothing reaches Docker before the handshake has verified the client certificate, and the
 //! upstream connection is only opened once a first complete request head has arrived.
@@ -22,9 +22,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-
-mod exchanges;
-use exchanges::{Exchanges, Next, Queued};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -45,6 +42,9 @@ use crate::tls::identity::PeerIdentity;
 use crate::tls::stream::{self, TlsControl, TlsReader, TlsWriter};
 use crate::tls::verifier::{refusal_reason, take_refused_identity};
 use crate::upstream::{Upstream, UpstreamRead, UpstreamWrite};
+
+mod exchanges;
+use exchanges::{Exchanges, Next, Queued};
 
 /// A client that connects but does not finish the handshake is dropped after this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -353,6 +353,8 @@ impl Connection {
                 // Like a direct client closing its socket: dockerd ends what it was streaming.
                 let _ = upstream_writer.close_write();
                 if exchanges.finish(None) {
+                    // Nothing outstanding: wake the response side rather than wait for Docker
+                    // to close (a named pipe or another proxy may never do so).
                     upstream_writer.abort();
                 }
                 0
