@@ -64,9 +64,13 @@ METRICS = [
     ("ping16_rps", "keep-alive, 16 conns: req/s", "ping16", "rate", True, 1, "", "{:,.0f}"),
     ("ping16_p50", "  ... p50 latency", "ping16", "p50_us", False, 1, " µs", "{:,.0f}"),
     ("ping16_p99", "  ... p99 latency", "ping16", "p99_us", False, 1, " µs", "{:,.0f}"),
+    ("ping16_cpu", "  ... gate CPU µs per request", "ping16", "gate_us_per_req", False, 1, " µs", "{:.1f}"),
+    ("ping16_dockerd_us", "  ... dockerd CPU µs per request", "ping16", "dockerd_us_per_req", False, 1, " µs", "{:.1f}"),
     ("ping64_rps", "keep-alive, 64 conns: req/s", "ping64", "rate", True, 1, "", "{:,.0f}"),
     ("ping64_p50", "  ... p50 latency", "ping64", "p50_us", False, 1, " µs", "{:,.0f}"),
     ("ping64_p99", "  ... p99 latency", "ping64", "p99_us", False, 1, " µs", "{:,.0f}"),
+    ("ping64_cpu", "  ... gate CPU µs per request", "ping64", "gate_us_per_req", False, 1, " µs", "{:.1f}"),
+    ("ping64_dockerd_us", "  ... dockerd CPU µs per request", "ping64", "dockerd_us_per_req", False, 1, " µs", "{:.1f}"),
     ("handshake_rps", "new connection per request (4 clients): handshakes/s", "handshake", "rate", True, 1, "", "{:,.0f}"),
     ("handshake_p99", "  ... p99 connect+handshake+ping", "handshake", "p99_us", False, 1, " µs", "{:,.0f}"),
     ("runi_s", "`echo hi \\| docker run -i --rm IMG cat`: wall time", "runi", "secs", False, 1, " s", "{:.2f}"),
@@ -128,7 +132,8 @@ P(f"- Machine: {m['cpu']}, {m['cores']} cores, {m['mem_mib']} MiB RAM, {m['os']}
   "time, and the load client, the gate and dockerd share the same 2 cores.")
 P("- Versions: " + "; ".join(f"{k}: {val}" for k, val in v.items()))
 s = meta["settings"]
-P(f"- Settings: {s['reps']} repetitions per cell ({s.get('stream_reps', s['reps'])} for the streams; median shown, "
+P(f"- Settings: {s['reps']} repetitions per cell ({s.get('stream_reps', s['reps'])} for the streams through the "
+  f"docker CLI, {s.get('raw_reps', s.get('stream_reps', s['reps']))} for the raw streams; median shown, "
   f"± is half the min–max range relative to the median), {s['secs_per_load_run']} s per load run, "
   f"{s['stream_mib']} MiB per stream, {s['idle_sessions']} idle sessions.")
 P("")

@@ -4,7 +4,7 @@
 # private dockerd; plus a minimal upstream to measure the gates' own cost without dockerd.
 #
 # Writes bench/results.json and docs/BENCHMARKS.md and prints a summary. Root, Debian, 127.0.0.1 only.
-# Knobs (environment): REPS (3) STREAM_REPS (2) SECS (2, per load run) STREAM_MB (1024) IDLE_N (1000)
+# Knobs (environment): REPS (3) STREAM_REPS (2) RAW_REPS (5) SECS (2, per load run) STREAM_MB (1024) IDLE_N (1000)
 #   CRL_SIZES ("10 100000 1000000") SKIP ("" or words of: ping handshake stream idle runi crl mini)
 #   QUICK=1 (a fast smoke run: 1 rep, small sizes) BENCH_DIR (/tmp/dgb) KEEP=1 (leave all running)
 set -euo pipefail
@@ -18,6 +18,9 @@ REPS=${REPS:-3}; SECS=${SECS:-2}; STREAM_MB=${STREAM_MB:-1024}; IDLE_N=${IDLE_N:
 # The 1 GiB streams through the docker CLI are the slowest part (docker cp runs at dockerd's gzip
 # speed, ~50 MB/s, behind every TCP contender): two reps keep `make bench` under 20 minutes.
 STREAM_REPS=${STREAM_REPS:-$((REPS < 2 ? REPS : 2))}
+# The raw streams (no CLI, no dockerd) take about a second each, and their spread on this VM is
+# wide (±20 % between runs minutes apart): five reps for a steadier median.
+RAW_REPS=${RAW_REPS:-$((REPS < 2 ? REPS : 5))}
 CRL_SIZES=${CRL_SIZES:-10 100000 1000000}; SKIP=${SKIP:-}
 STREAM_BYTES=$((STREAM_MB * 1024 * 1024))
 
@@ -333,8 +336,13 @@ if ! skip ping; then
     for r in $(seq "$REPS"); do
         for conns in 1 16 64; do
             for c in $CONTENDERS $(skip mini || echo "$MINI_CONTENDERS"); do
+                # CPU per request of the gate and of dockerd: with 2 cores saturated, requests/s
+                # is 2 cores divided by the sum of what client, gate and dockerd spend per request.
+                pids=$(pids_of "$c"); g0=$(cpu_ticks $pids); d0=$(cpu_ticks "$DOCKERD_PID")
                 out=$("$DGBENCH" ping --target "$(target_of "$c")" $(tls_of "$c") --conns "$conns" --secs "$SECS")
-                rec "ping$conns" "$c" "$r" "$out"
+                g1=$(cpu_ticks $pids); d1=$(cpu_ticks "$DOCKERD_PID")
+                rec "ping$conns" "$c" "$r" "$(echo "$out" | jq -c --argjson g "$((g1 - g0))" --argjson d "$((d1 - d0))" \
+                    '. + (if .ok > 0 then {gate_us_per_req: ($g * 1e4 / .ok), dockerd_us_per_req: ($d * 1e4 / .ok)} else {} end)')"
             done
         done
     done
@@ -397,16 +405,18 @@ stream_one() { # stream_one SCENARIO CONTENDER REP command...
 }
 
 if ! skip stream; then
-    log "streaming $STREAM_MB MiB: exec stdout, exec stdin, docker cp, raw streams via the minimal upstream; x $STREAM_REPS"
+    log "streaming $STREAM_MB MiB: exec stdout, exec stdin, docker cp; x $STREAM_REPS"
     for r in $(seq "$STREAM_REPS"); do
         for c in $CONTENDERS; do
             stream_one stream_down "$c" "$r" "dk $c exec bench-sink head -c $STREAM_BYTES /dev/zero | wc -c"
             stream_one stream_up "$c" "$r" "head -c $STREAM_BYTES /dev/zero | dk $c exec -i bench-sink wc -c"
             stream_one cp_down "$c" "$r" "dk $c cp bench-sink:/big - | wc -c"
         done
-        # The same hijacked streams against the minimal upstream: no docker CLI, no dockerd, so
-        # the gates' own throughput shows (dgbench is the TLS client on the same 2 cores).
-        skip mini && continue
+    done
+    # The same hijacked streams against the minimal upstream: no docker CLI, no dockerd, so
+    # the gates' own throughput shows (dgbench is the TLS client on the same 2 cores).
+    skip mini || log "raw streams of $STREAM_MB MiB via the minimal upstream; x $RAW_REPS"
+    for r in $(skip mini || seq "$RAW_REPS"); do
         for c in $MINI_CONTENDERS; do
             STREAM_TIMEOUT=60 stream_one rawstream_down "$c" "$r" "$DGBENCH stream --target $(target_of "$c") $(tls_of "$c") --dir out --bytes $STREAM_BYTES"
             STREAM_TIMEOUT=60 stream_one rawstream_up "$c" "$r" "$DGBENCH stream --target $(target_of "$c") $(tls_of "$c") --dir in --bytes $STREAM_BYTES"
@@ -470,12 +480,12 @@ jq -n \
     --arg stunnel "$(stunnel4 -version 2>&1 | grep -m1 '^stunnel')" \
     --arg openssl "$(openssl version)" \
     --arg rustc "$(rustc --version)" \
-    --argjson reps "$REPS" --argjson stream_reps "$STREAM_REPS" --argjson secs "$SECS" --argjson stream_mb "$STREAM_MB" --argjson idle_n "$IDLE_N" \
+    --argjson reps "$REPS" --argjson stream_reps "$STREAM_REPS" --argjson raw_reps "$RAW_REPS" --argjson secs "$SECS" --argjson stream_mb "$STREAM_MB" --argjson idle_n "$IDLE_N" \
     --arg elapsed "$(echo "$EPOCHREALTIME - $T0" | bc)" \
     '{date:$date, machine:{os:$os, kernel:$kernel, cpu:$cpu, cores:$cores, mem_mib:$mem_mib},
       versions:{dockgate:$dockgate, dockerd:$dockerd, docker_cli:$docker_cli, nginx:$nginx, haproxy:$haproxy,
                 stunnel:$stunnel, openssl:$openssl, rustc:$rustc},
-      settings:{reps:$reps, stream_reps:$stream_reps, secs_per_load_run:$secs, stream_mib:$stream_mb, idle_sessions:$idle_n},
+      settings:{reps:$reps, stream_reps:$stream_reps, raw_reps:$raw_reps, secs_per_load_run:$secs, stream_mib:$stream_mb, idle_sessions:$idle_n},
       elapsed_s:($elapsed|tonumber)}' > "$W/meta.json"
 for n in $CRL_SIZES; do
     jq -nc --argjson n "$n" --argjson b "$(stat -c %s "${CRL[$n]}")" --argjson g "${CRL_GEN_S[$n]}" \
