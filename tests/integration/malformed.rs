@@ -70,11 +70,7 @@ fn keep_alive_serves_two_requests_on_one_connection() {
     let gate = Gate::standard();
     let mut conn = RawTls::connect(gate.port, Some(&pki().alice));
     for n in 1..=2 {
-        conn.send(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .unwrap_or_else(|e| panic!("request {n}: {e}\n{}", gate.logs()));
-        let (status, head, body) = conn.read_response();
-        assert_eq!(status, 200, "request {n}: {head}");
-        assert_eq!(body, b"OK", "request {n}");
+        conn.ping(&format!("request {n}\n{}", gate.logs()));
     }
 }
 
@@ -84,10 +80,7 @@ fn keep_alive_serves_two_requests_on_one_connection() {
 fn bad_head_after_a_served_request_gets_400_and_a_close() {
     let gate = Gate::standard();
     let mut conn = RawTls::connect(gate.port, Some(&pki().alice));
-    conn.send(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let (status, head, body) = conn.read_response();
-    assert_eq!((status, body.as_slice()), (200, &b"OK"[..]), "{head}");
+    conn.ping("first request");
     conn.send(b"this is not http at all\r\n\r\n").unwrap();
     let out = conn.read_to_close();
     assert_eq!(out.status(), Some(400), "{:?}\n{}", out.text(), gate.logs());
@@ -128,10 +121,7 @@ fn pipelined_requests_are_answered_in_order_before_a_refusal() {
 fn client_close_after_a_request_ends_the_connection() {
     let gate = Gate::standard();
     let mut conn = RawTls::connect(gate.port, Some(&pki().alice));
-    conn.send(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let (status, _, _) = conn.read_response();
-    assert_eq!(status, 200);
+    conn.ping("first request");
     conn.half_close_notify();
     let out = conn.read_to_close();
     assert!(out.bytes.is_empty(), "{:?}", out.text());

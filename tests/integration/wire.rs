@@ -316,10 +316,7 @@ fn client_close_ends_the_connection_even_if_docker_never_closes() {
         }))
         .start();
     let mut conn = RawTls::connect(gate.port, Some(&pki().alice));
-    conn.send(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let (status, head, body) = conn.read_response();
-    assert_eq!((status, body.as_slice()), (200, &b"OK"[..]), "{head}");
+    conn.ping("first request");
     conn.half_close_notify();
     let out = conn.read_to_close(); // panics if the connection stays open for 10 s
     assert!(out.bytes.is_empty(), "{:?}", out.text());

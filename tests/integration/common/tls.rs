@@ -138,6 +138,18 @@ impl RawTls {
         self.stream.flush().unwrap();
     }
 
+    /// Sends `GET /_ping` and expects `200` with the body `OK` (the panic names `context`).
+    pub fn ping(&mut self, context: &str) {
+        self.send(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap_or_else(|e| panic!("{context}: sending /_ping: {e}"));
+        let (status, head, body) = self.read_response();
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, &b"OK"[..]),
+            "{context}: {head}"
+        );
+    }
+
     /// Reads one response with a Content-Length body (or a 204/304 without one);
     /// returns (status, head, body).
     pub fn read_response(&mut self) -> (u16, String, Vec<u8>) {
