@@ -98,9 +98,10 @@ impl Registry {
     /// Re-verifies every live chain and closes the connections that fail. Returns how many
     /// were closed.
     ///
-    /// An expired CRL is the one failure that does not cut: it refuses new handshakes (fail
-    /// closed) but says nothing new about the certificates already admitted, and cutting every
-    /// open session because a CRL was published late would punish the wrong people.
+    /// An expired CRL that does not list the certificate is the one failure that does not cut:
+    /// it refuses new handshakes (fail closed) but says nothing new about the certificates
+    /// already admitted, and cutting every open session because a CRL was published late would
+    /// punish the wrong people. A certificate an expired CRL lists is "revoked", and cut.
     pub fn cut_invalid(&self, verifier: &dyn ClientCertVerifier) -> usize {
         // Verify outside the lock: connections come and go meanwhile.
         let live: Vec<Arc<LiveConn>> = self.lock().values().cloned().collect();

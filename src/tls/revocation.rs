@@ -15,8 +15,12 @@
 //!   certificate and, when the certificate names CRL distribution points, one URI matches.
 //! - No authoritative CRL: "revocation status unknown" (refused unless `--crl-allow-unknown`).
 //! - The CRL must be signed by the issuer on the verified path, whose keyUsage (when present)
-//!   allows cRLSign; its nextUpdate must not have passed unless `--crl-allow-expired`.
-//! - The certificate is revoked when its serial, byte for byte, is in an authoritative CRL.
+//!   allows cRLSign.
+//! - The certificate is revoked when its serial, byte for byte, is in an authoritative CRL,
+//!   whatever that CRL's nextUpdate (unlike webpki, which checks freshness first: a revocation
+//!   must not lapse because the next CRL is late).
+//! - A certificate not listed passes only if the freshest such CRL's nextUpdate has not passed,
+//!   unless `--crl-allow-expired`.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -108,6 +112,14 @@ impl RevocationIndex {
         if signed.is_empty() {
             return Err(webpki::Error::InvalidCrlSignatureForPublicKey);
         }
+        if !issuer.may_sign_crls() {
+            return Err(webpki::Error::IssuerNotCrlSigner);
+        }
+        // A serial listed in a CRL whose signature holds is revoked, however old the CRL: a
+        // revocation is never undone by time. Freshness only matters for "not listed".
+        if signed.iter().any(|crl| crl.serials.contains(cert.serial())) {
+            return Err(webpki::Error::CertRevoked);
+        }
         if !self.rules.allow_expired {
             let freshest = signed.iter().map(|crl| crl.next_update).max();
             if let Some(next_update) = freshest.filter(|next| now >= *next) {
@@ -117,13 +129,7 @@ impl RevocationIndex {
                 });
             }
         }
-        if !issuer.may_sign_crls() {
-            return Err(webpki::Error::IssuerNotCrlSigner);
-        }
-        match signed.iter().any(|crl| crl.serials.contains(cert.serial())) {
-            true => Err(webpki::Error::CertRevoked),
-            false => Ok(()),
-        }
+        Ok(())
     }
 }
 
@@ -473,11 +479,25 @@ mod tests {
         revoked: &[u8],
         scope: Option<(Option<CrlScope>, &str)>,
     ) -> Vec<u8> {
+        crl_until(issuer, revoked, scope, 86_400)
+    }
+
+    /// A CRL whose nextUpdate is `next_update_in` seconds from now (negative: already passed).
+    fn crl_until(
+        issuer: &Issuer<'_, KeyPair>,
+        revoked: &[u8],
+        scope: Option<(Option<CrlScope>, &str)>,
+        next_update_in: i64,
+    ) -> Vec<u8> {
         let now = rcgen::date_time_ymd(2020, 1, 1)
             + Duration::from_secs(UnixTime::now().as_secs() - 1_577_836_800);
+        let next_update = match next_update_in >= 0 {
+            true => now + Duration::from_secs(next_update_in.unsigned_abs()),
+            false => now - Duration::from_secs(next_update_in.unsigned_abs()),
+        };
         CertificateRevocationListParams {
-            this_update: now - Duration::from_secs(3600),
-            next_update: now + Duration::from_secs(86_400),
+            this_update: now - Duration::from_secs(7200),
+            next_update,
             crl_number: SerialNumber::from_slice(&[1]),
             issuing_distribution_point: scope.map(|(scope, uri)| CrlIssuingDistributionPoint {
                 distribution_point: CrlDistributionPoint {
@@ -543,6 +563,27 @@ mod tests {
             refused(CertificateError::Revoked)
         );
         assert_eq!(verdict(&verifier, &[issue(leaf(8, None), &root)]), Ok(()));
+    }
+
+    #[test]
+    fn expired_crl_still_revokes_what_it_lists() {
+        let root = root();
+        let expired = crl_until(&root, &[7], None, -60);
+        let verifier = verifier(root.der(), &[expired], STRICT);
+        assert_eq!(
+            verdict(&verifier, &[issue(leaf(7, None), &root)]),
+            refused(CertificateError::Revoked),
+            "a listed serial is revoked whatever the CRL's nextUpdate"
+        );
+        assert!(
+            matches!(
+                verdict(&verifier, &[issue(leaf(8, None), &root)]),
+                Err(Error::InvalidCertificate(
+                    CertificateError::ExpiredRevocationListContext { .. }
+                ))
+            ),
+            "a serial not listed in an expired CRL has no fresh status"
+        );
     }
 
     #[test]
