@@ -10,10 +10,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{
     CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer,
 };
+use x509_parser::num_bigint::BigUint;
+use x509_parser::oid_registry::{OID_X509_EXT_FRESHEST_CRL, OID_X509_EXT_ISSUER_DISTRIBUTION_POINT};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::time::ASN1Time;
 
+use super::names::canonical_name;
 use super::revocation::IndexedCrl;
 
 /// A problem with one input file, already phrased for the operator.
@@ -171,6 +174,24 @@ pub struct CrlSummary {
     /// False when the issuing CA is not in `--tlscacert` (an intermediate the clients send):
     /// its signature is then checked at the first handshake that needs it.
     pub signature_checked: bool,
+    /// Who issued it and what it covers, for pinning and rollback checks (`crl_history`).
+    pub identity: CrlIdentity,
+}
+
+/// What makes two CRLs "the same CRL, another edition": issuer name and key, and scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlIdentity {
+    /// The issuer Name in its canonical form (`names`), or its DER when that does not parse.
+    pub issuer_name: Vec<u8>,
+    /// The subjectPublicKeyInfos in `--tlscacert` its signature verified with; empty when its
+    /// issuer is not in the bundle.
+    pub issuer_keys: Vec<Vec<u8>>,
+    /// The issuingDistributionPoint extension's value (empty: none, the CRL covers everything).
+    pub scope: Vec<u8>,
+    /// cRLNumber, when the CRL has one.
+    pub number: Option<BigUint>,
+    /// thisUpdate, seconds since the epoch.
+    pub this_update: i64,
 }
 
 impl fmt::Display for CrlSummary {
@@ -238,10 +259,15 @@ fn load_one_crl(
     let (_, crl) = CertificateRevocationList::from_der(der)
         .map_err(|e| err(label, path, format!("not a valid X.509 CRL: {e}")))?;
     let issuer_der = crl.issuer().as_raw();
+    let issuer_canonical = canonical_name(issuer_der);
+    let names_issuer = |subject: &[u8]| {
+        subject == issuer_der
+            || issuer_canonical.is_some() && canonical_name(subject) == issuer_canonical
+    };
     let issuers: Vec<X509Certificate<'_>> = ca_bundle
         .iter()
         .filter_map(|cert| X509Certificate::from_der(cert).ok().map(|(_, c)| c))
-        .filter(|cert| cert.subject().as_raw() == issuer_der)
+        .filter(|cert| names_issuer(cert.subject().as_raw()))
         .collect();
     let verified_keys: Vec<Vec<u8>> = issuers
         .iter()
@@ -259,6 +285,25 @@ fn load_one_crl(
             ),
         ));
     }
+    if crl.extensions().iter().any(|ext| ext.oid == OID_X509_EXT_FRESHEST_CRL) {
+        log::warn!(
+            "{label} {}: the CRL of \"{}\" points to delta CRLs (freshestCRL); dockgate does not fetch or apply delta CRLs, so revocations published only in a delta take effect with the next full CRL",
+            path.display(),
+            crl.issuer()
+        );
+    }
+    let scope = crl
+        .extensions()
+        .iter()
+        .find(|ext| ext.oid == OID_X509_EXT_ISSUER_DISTRIBUTION_POINT)
+        .map_or(Vec::new(), |ext| ext.value.to_vec());
+    let identity = CrlIdentity {
+        issuer_name: issuer_canonical.map_or_else(|| issuer_der.to_vec(), String::into_bytes),
+        issuer_keys: verified_keys.clone(),
+        scope,
+        number: crl.crl_number().cloned(),
+        this_update: crl.last_update().timestamp(),
+    };
     let summary = CrlSummary {
         file: path.display().to_string(),
         issuer: crl.issuer().to_string(),
@@ -267,6 +312,7 @@ fn load_one_crl(
         next_update: crl.next_update(),
         revoked: crl.iter_revoked_certificates().count(),
         signature_checked,
+        identity,
     };
     let indexed = IndexedCrl::new(der, &crl, verified_keys).map_err(|e| err(label, path, e))?;
     Ok(LoadedCrl { indexed, summary })

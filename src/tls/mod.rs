@@ -4,11 +4,13 @@
 //! - `load`: reading certificates, keys and CRLs, with errors that name the flag and the file.
 //! - `verifier`: the client verifier: chain, revocation, and the name of refused certificates.
 //! - `revocation`: the CRL index the verifier consults.
+//! - `names`: comparing X.500 names as RFC 5280 does (CRL issuer against CA subject).
 //! - `identity`: subject and serial of a client certificate.
 //! - `stream`: one TLS connection shared by the two copy threads.
 
 pub mod identity;
 pub mod load;
+pub mod names;
 pub mod revocation;
 pub mod stream;
 pub mod verifier;

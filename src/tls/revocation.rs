@@ -10,7 +10,8 @@
 //! The rules are webpki's (`crl/mod.rs`, `crl/types.rs` in rustls-webpki 0.103), kept on purpose:
 //! - CRLs are parsed by webpki's own parser at load time, so the same CRLs are refused: delta CRLs,
 //!   indirect CRLs, CRLs partitioned by reason, unknown critical extensions, no nextUpdate.
-//! - A CRL is *authoritative* for a certificate when it names the certificate's issuer and, if it
+//! - A CRL is *authoritative* for a certificate when it names the certificate's issuer (compared
+//!   as RFC 5280 says, see `names`, where webpki compares bytes) and, if it
 //!   has an issuingDistributionPoint, its scope (only end entities / only CAs) admits the
 //!   certificate and, when the certificate names CRL distribution points, one URI matches.
 //! - No authoritative CRL: "revocation status unknown" (refused unless `--crl-allow-unknown`).
@@ -32,6 +33,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use super::names::canonical_name;
 use super::RevocationPolicy;
 
 /// Every CRL, ready to answer "is this certificate revoked?" for one chain at a time.
@@ -89,7 +91,13 @@ impl RevocationIndex {
         issuer: &Issuer<'_>,
         now: UnixTime,
     ) -> Result<(), webpki::Error> {
-        let same_issuer = || self.crls.iter().filter(|crl| crl.issuer == cert.issuer());
+        let issuer_name = cert.issuer();
+        let issuer_canonical = canonical_name(&der_sequence(issuer_name));
+        let same_issuer = || {
+            self.crls
+                .iter()
+                .filter(|crl| crl.issued_by(issuer_name, issuer_canonical.as_deref()))
+        };
         // Only a CRL with an issuingDistributionPoint needs the certificate's own extensions.
         let details = same_issuer()
             .any(|crl| crl.scope.is_some())
@@ -224,6 +232,8 @@ fn uri_names(names: &[GeneralName<'_>]) -> Vec<String> {
 pub struct IndexedCrl {
     /// The issuer Name without its SEQUENCE header, as webpki's `Cert::issuer()` gives it.
     issuer: Vec<u8>,
+    /// The issuer Name in the form RFC 5280 compares (`names`), when it parses.
+    issuer_canonical: Option<String>,
     scope: Option<Scope>,
     next_update: UnixTime,
     serials: SerialSet,
@@ -274,6 +284,7 @@ impl IndexedCrl {
         }
         Ok(IndexedCrl {
             issuer: crl.issuer().to_vec(),
+            issuer_canonical: canonical_name(&der_sequence(crl.issuer())),
             scope,
             next_update: UnixTime::since_unix_epoch(std::time::Duration::from_secs(
                 u64::try_from(next_update).unwrap_or(0),
@@ -281,6 +292,13 @@ impl IndexedCrl {
             serials,
             signature,
         })
+    }
+
+    /// Whether the CRL names this issuer: the same bytes, or the same name per RFC 5280 (a
+    /// CRL whose issuer is a PrintableString where the CA's subject has a UTF8String).
+    fn issued_by(&self, name: &[u8], canonical: Option<&str>) -> bool {
+        self.issuer == name
+            || canonical.is_some_and(|c| self.issuer_canonical.as_deref() == Some(c))
     }
 
     /// Whether the CRL's scope admits a certificate of this role (webpki's `authoritative`).
@@ -584,6 +602,29 @@ mod tests {
             ),
             "a serial not listed in an expired CRL has no fresh status"
         );
+    }
+
+    #[test]
+    fn crl_whose_issuer_name_is_encoded_differently_still_applies() {
+        let key = KeyPair::generate().unwrap();
+        let same_key = KeyPair::from_pem(&key.serialize_pem()).unwrap();
+        let root = CertifiedIssuer::self_signed(ca("Test Root", ca_usages()), key).unwrap();
+        // The CA's subject has a UTF8String; the CRL names it with a PrintableString, in
+        // capitals, with extra spaces: the same name for RFC 5280, other bytes.
+        let mut printable = ca("unused", ca_usages());
+        printable.distinguished_name = rcgen::DistinguishedName::new();
+        printable.distinguished_name.push(
+            DnType::CommonName,
+            rcgen::DnValue::PrintableString("TEST  ROOT".try_into().unwrap()),
+        );
+        let crl_signer = Issuer::new(printable, same_key);
+        let verifier = verifier(root.der(), &[crl(&crl_signer, &[7], None)], STRICT);
+        assert_eq!(
+            verdict(&verifier, &[issue(leaf(7, None), &root)]),
+            refused(CertificateError::Revoked),
+            "the CRL applies to the CA it names"
+        );
+        assert_eq!(verdict(&verifier, &[issue(leaf(8, None), &root)]), Ok(()));
     }
 
     #[test]
