@@ -6,22 +6,24 @@
 //! with what it loaded, and the content (a hash) of those whose metadata changed; SIGHUP and a
 //! fresh download from `--crl-url` reload at once. A reload builds a complete new configuration
 //! on this thread, off the accept path. When anything about it fails (a half-written file, a key
-//! that does not match, a CRL not signed by a configured CA) the previous configuration stays in
-//! force and one error line names the file; the same broken files are not retried until they
-//! change again.
+//! that does not match, a CRL not signed by a configured CA, an older CRL or another CA's CRL
+//! where a CRL source is pinned, see `crl_history`) the previous configuration stays in force
+//! and one error line names the file; the same broken files are not retried until they change
+//! again.
 
 use std::collections::HashMap;
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
 use log::{error, info, warn};
 use x509_parser::time::ASN1Time;
 
+use crate::crl_history::{self, CrlHistory};
 use crate::gate::Gate;
 use crate::tls::load::{CrlSummary, LoadError};
 use crate::tls::{build_server_config, LoadedTls, RevocationPolicy, TlsFiles};
@@ -50,9 +52,11 @@ pub fn spawn(
     files: TlsFiles,
     policy: RevocationPolicy,
     settings: ReloadSettings,
+    history: Arc<Mutex<CrlHistory>>,
 ) -> Sender<Trigger> {
     let (trigger, triggers) = mpsc::channel();
     let mut watcher = Watcher {
+        history,
         seen: Snapshot::take(&files, None),
         failed: None,
         expiry: ExpiryWarnings::default(),
@@ -95,6 +99,8 @@ struct Watcher {
     /// The files as they were when a reload last failed.
     failed: Option<Snapshot>,
     expiry: ExpiryWarnings,
+    /// Pins each CRL source to its CA and refuses older CRLs (shared with the downloads).
+    history: Arc<Mutex<CrlHistory>>,
 }
 
 impl Watcher {
@@ -128,11 +134,14 @@ impl Watcher {
 
     fn reload(&mut self, files_now: Snapshot) {
         let built = build_server_config(&self.files, self.policy).and_then(|tls| {
-            keeps_unverified_issuers(&self.gate.tls().tls, &tls)?;
+            crl_history::lock(&self.history)
+                .check(&tls.crls)
+                .map_err(|e| LoadError(format!("--crl {e}")))?;
             Ok(tls)
         });
         match built {
             Ok(tls) => {
+                crl_history::lock(&self.history).record(&tls.crls);
                 log_changes(&self.gate.tls().tls, &tls);
                 let state = self.gate.replace_tls(tls);
                 info!(
@@ -155,23 +164,6 @@ impl Watcher {
             }
         }
     }
-}
-
-/// A CRL whose issuer is not in `--tlscacert` (an intermediate that clients send) cannot be
-/// checked at load time. Such a CRL is accepted at start, and on reload only when its file held
-/// a CRL of the same issuer before: a reload never swaps a checkable CRL, or one CA's CRL, for
-/// one from an issuer the gate cannot verify (a file mixed up with another CA's).
-fn keeps_unverified_issuers(old: &LoadedTls, new: &LoadedTls) -> Result<(), LoadError> {
-    for crl in new.crls.iter().filter(|crl| !crl.signature_checked) {
-        let before: Vec<&CrlSummary> = old.crls.iter().filter(|o| o.file == crl.file).collect();
-        if !before.is_empty() && !before.iter().any(|o| o.issuer == crl.issuer) {
-            return Err(LoadError(format!(
-                "--crl {}: issued by \"{}\", which is not in --tlscacert, where the file held the CRL of \"{}\": its signature cannot be checked, so it is not taken",
-                crl.file, crl.issuer, before[0].issuer
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Size, modification time and content hash of every input file.

@@ -110,6 +110,20 @@ fn crl_from_other_ca_keeps_previous_crl() {
     eprintln!("{line}");
 }
 
+/// Rollback of a `--crl` file: CRL number 0, which revokes nobody, written after number 1,
+/// which revokes mallory. Refused (a lower cRLNumber than the one in force), so mallory stays
+/// out; it used to be installed like any new CRL.
+#[test]
+fn older_crl_number_keeps_previous_crl() {
+    let (files, gate) = started();
+    files.publish_root_crl(0, &[], Rewrite::Atomic);
+    let line = assert_reload_failed_keeping_previous(&gate, &files.root_crl, "--crl ");
+    assert!(
+        line.contains("number 0, lower than number 1") && line.contains("rollback"),
+        "{line}"
+    );
+}
+
 /// `--tlskey` replaced by a key that does not belong to `--tlscert`.
 #[test]
 fn mismatched_server_key_keeps_previous_certificate() {
