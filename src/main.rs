@@ -15,6 +15,7 @@ mod config;
 mod conn;
 mod crl_fetch;
 mod crl_history;
+mod fds;
 mod gate;
 mod handshakers;
 mod http;
@@ -84,7 +85,9 @@ fn run() -> Result<(), Failure> {
         .map(|downloads| prepare_downloads(&config, downloads, &mut files, &history))
         .transpose()?;
 
-    let tls = tls::build_server_config(&files, config.revocation)
+    // Read once: the watcher compares later changes with exactly the bytes built here.
+    let inputs = reload::Inputs::read(&files).map_err(Failure::usage)?;
+    let tls = tls::build_from_contents(&files, &inputs.contents, config.revocation)
         .map_err(|e| Failure::usage(e.to_string()))?;
     {
         let mut history = crl_history::lock(&history);
@@ -92,6 +95,7 @@ fn run() -> Result<(), Failure> {
         history.record(&tls.crls);
     }
     log_startup(&config, &tls);
+    fds::raise_limit();
 
     let listeners = config
         .listen
@@ -111,6 +115,7 @@ fn run() -> Result<(), Failure> {
         config.revocation,
         config.reload,
         history,
+        inputs,
     );
     #[cfg(unix)]
     reload::forward_sighup(reload.clone()).map_err(|e| Failure {

@@ -61,13 +61,21 @@ fn looks_like_pem(bytes: &[u8]) -> bool {
 
 /// Loads one or more certificates (a chain or a CA bundle). At least one is required.
 pub fn load_certs(flag: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, LoadError> {
-    let bytes = read_file(flag, path)?;
-    let certs: Vec<CertificateDer<'static>> = if looks_like_pem(&bytes) {
-        CertificateDer::pem_slice_iter(&bytes)
+    parse_certs(flag, path, &read_file(flag, path)?)
+}
+
+/// `load_certs` on bytes already read from `path`.
+pub fn parse_certs(
+    flag: &str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, LoadError> {
+    let certs: Vec<CertificateDer<'static>> = if looks_like_pem(bytes) {
+        CertificateDer::pem_slice_iter(bytes)
             .collect::<Result<_, _>>()
             .map_err(|e| err(flag, path, describe_pem_error(&e)))?
     } else {
-        vec![CertificateDer::from(bytes)]
+        vec![CertificateDer::from(bytes.to_vec())]
     };
     if certs.is_empty() {
         return Err(err(flag, path, "no CERTIFICATE found"));
@@ -84,10 +92,9 @@ pub fn load_certs(flag: &str, path: &Path) -> Result<Vec<CertificateDer<'static>
     Ok(certs)
 }
 
-/// Loads the server's private key (PKCS#8, PKCS#1 or SEC1 PEM).
-pub fn load_key(flag: &str, path: &Path) -> Result<PrivateKeyDer<'static>, LoadError> {
-    let bytes = read_file(flag, path)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+/// The server's private key (PKCS#8, PKCS#1 or SEC1 PEM), from bytes read from `path`.
+pub fn parse_key(flag: &str, path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, LoadError> {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => err(flag, path, "no PRIVATE KEY found"),
         other => err(flag, path, format!("malformed private key: {other}")),
     })
@@ -98,18 +105,15 @@ pub fn load_key(flag: &str, path: &Path) -> Result<PrivateKeyDer<'static>, LoadE
 /// The whole password file is the password. A trailing newline is refused with a message
 /// rather than tried: `echo secret > file` is the usual mistake, and a silent mismatch would
 /// only say "wrong password".
-pub fn load_pfx(
+///
+/// `bytes` and `password` are the contents of `path` and `password_file`, already read.
+pub fn parse_pfx(
     path: &Path,
+    bytes: &[u8],
     password_file: &Path,
+    password: &[u8],
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), LoadError> {
     const FLAG: &str = "--tlspfx";
-    let password = std::fs::read(password_file).map_err(|e| {
-        err(
-            "--tlspfx-password-file",
-            password_file,
-            format!("cannot read: {e}"),
-        )
-    })?;
     if password.ends_with(b"\n") {
         return Err(err(
             "--tlspfx-password-file",
@@ -117,17 +121,16 @@ pub fn load_pfx(
             "ends with a newline, but the whole file is the password; write it without one (printf '%s' \"$PASSWORD\" > FILE)",
         ));
     }
-    let password = String::from_utf8(password).map_err(|_| {
+    let password = std::str::from_utf8(password).map_err(|_| {
         err(
             "--tlspfx-password-file",
             password_file,
             "the password is not UTF-8 text",
         )
     })?;
-    let bytes = read_file(FLAG, path)?;
     let store = p12_keystore::KeyStore::from_pkcs12(
-        &bytes,
-        &password,
+        bytes,
+        password,
         p12_keystore::Pkcs12ImportPolicy::Strict,
     )
     .map_err(|e| {
@@ -212,19 +215,10 @@ impl fmt::Display for CrlSummary {
     }
 }
 
-/// Loads every CRL of one `--crl` file and checks each against the CA bundle.
-///
-/// A file that yields no CRL is an error: a typo must never switch revocation off silently.
-pub fn load_crls(
-    path: &Path,
-    ca_bundle: &[CertificateDer<'static>],
-) -> Result<Vec<LoadedCrl>, LoadError> {
-    let bytes = read_file("--crl", path)?;
-    parse_crls("--crl", path, &bytes, ca_bundle)
-}
-
 /// Parses the CRLs in `bytes` (PEM or DER) and checks each against the CA bundle. `label` and
 /// `path` name the source in errors.
+///
+/// A source that yields no CRL is an error: a typo must never switch revocation off silently.
 pub fn parse_crls(
     label: &str,
     path: &Path,

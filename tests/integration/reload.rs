@@ -183,3 +183,40 @@ fn sighup_reloads_at_once_and_nothing_else_does_without_polling() {
     assert_cli_refused_again(&gate, alice, "certificate revoked");
     gate.wait_for_log(&["CRL updated:", "number 2, 2 revoked"], LOG_WAIT);
 }
+
+/// A reload whose read fails once with an I/O error (injected by the debug build's test hook,
+/// as EMFILE would) is retried, and the new CRL takes effect within seconds: alice's session
+/// is cut and she is refused. It used to be recorded like a broken file and never retried until
+/// the files changed again, so a revoked client kept getting in.
+#[test]
+fn reload_that_cannot_read_its_files_is_retried() {
+    let pki = pki();
+    let files = LiveFiles::new();
+    let gate = files
+        .gate("1")
+        .env("DOCKGATE_TEST_FAIL_RELOAD_READS", "1")
+        .start();
+    let container = Docker::direct().run_detached(&["sleep", "600"]);
+    let mut alice_exec = exec_cat(&gate, &pki.alice, &container);
+    echo(&mut alice_exec, "alice before the revocation");
+
+    files.publish_root_crl(2, &[SERIAL_MALLORY, SERIAL_ALICE], Rewrite::Atomic);
+    let subject = format!("subject=\"{}\"", pki.alice.subject);
+    gate.wait_for_log(
+        &["connection cut", &subject, "reason=\"certificate revoked\""],
+        Duration::from_secs(8),
+    );
+    assert_cli_refused_again(&gate, &pki.alice, "certificate revoked");
+    let failed = gate.wait_for_log(&["ERROR", "reload failed (attempt 1)"], LOG_WAIT);
+    assert!(
+        failed.contains("cannot read") && failed.contains("retrying in 1s"),
+        "{failed}"
+    );
+    let logs = gate.logs_handle();
+    let failed_at = logs.text().find("reload failed (attempt 1)").unwrap();
+    let reloaded_at = logs
+        .text()
+        .find("TLS configuration reloaded (generation 1)")
+        .unwrap();
+    assert!(failed_at < reloaded_at, "{}", logs.text());
+}
