@@ -122,6 +122,14 @@ fn run() -> Result<(), Failure> {
         code: 1,
         message: format!("cannot handle SIGHUP: {e}"),
     })?;
+    let expiry_gate = gate.clone();
+    std::thread::Builder::new()
+        .name("dockgate-expiry".into())
+        .spawn(move || expiry_gate.connections.cut_at_expiry())
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot start the certificate expiry thread: {e}"),
+        })?;
     if let Some((fetcher, sources)) = downloads {
         fetcher.spawn(sources, reload);
     }
