@@ -207,7 +207,10 @@ fn by_source(crls: &[CrlSummary]) -> Vec<(&str, Vec<&CrlSummary>)> {
 /// CA is a substitution, and a missing one would leave that CA's certificates without a CRL.
 fn check_issuers(source: &str, pinned: &[Issuer], group: &[&CrlSummary]) -> Result<(), String> {
     for crl in group {
-        if !pinned.iter().any(|pin| pin.matches(&Issuer::of(&crl.identity))) {
+        if !pinned
+            .iter()
+            .any(|pin| pin.matches(&Issuer::of(&crl.identity)))
+        {
             return Err(format!(
                 "{source}: holds a CRL of \"{}\" (or signed with another key), but this source was pinned to the CA(s) of the first CRL accepted from it: not taken (substitution); restart to change a source's CA",
                 crl.issuer
@@ -260,8 +263,7 @@ fn render_editions(newest: &HashMap<EditionKey, Edition>) -> String {
 }
 
 fn parse_editions(text: &str) -> Result<HashMap<EditionKey, Edition>, String> {
-    let document: Value =
-        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let document: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let entries = document
         .get("newest")
         .and_then(Value::as_array)
@@ -340,12 +342,19 @@ mod tests {
     fn older_number_or_older_this_update_is_refused() {
         let mut history = CrlHistory::default();
         history.record(&[crl("a.crl", "root", 1, 4100, 1000)]);
-        assert!(history.check(&[crl("a.crl", "root", 1, 4100, 1000)]).is_ok());
-        assert!(history.check(&[crl("a.crl", "root", 1, 4101, 2000)]).is_ok());
+        assert!(history
+            .check(&[crl("a.crl", "root", 1, 4100, 1000)])
+            .is_ok());
+        assert!(history
+            .check(&[crl("a.crl", "root", 1, 4101, 2000)])
+            .is_ok());
         let rollback = history
             .check(&[crl("a.crl", "root", 1, 4096, 2000)])
             .unwrap_err();
-        assert!(rollback.contains("number 4096, lower than number 4100"), "{rollback}");
+        assert!(
+            rollback.contains("number 4096, lower than number 4100"),
+            "{rollback}"
+        );
         let older = history
             .check(&[crl("a.crl", "root", 1, 4101, 999)])
             .unwrap_err();
@@ -389,7 +398,9 @@ mod tests {
         assert!(reopened
             .check(&[crl("a.crl", "root", 1, 4096, 2000)])
             .is_err());
-        assert!(reopened.check(&[crl("a.crl", "root", 1, 4100, 1000)]).is_ok());
+        assert!(reopened
+            .check(&[crl("a.crl", "root", 1, 4100, 1000)])
+            .is_ok());
         std::fs::write(dir.join(HISTORY_FILE), "{").unwrap();
         assert!(CrlHistory::open(Some(&dir)).is_err(), "fails closed");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -147,18 +147,18 @@ impl Registry {
         loop {
             let now = unix_now();
             // A connection already cut stays listed until its threads end: not again.
-            let uncut = live.values().filter(|conn| !conn.cut.load(Ordering::SeqCst));
-            let (expired, next) = uncut.fold(
-                (Vec::new(), u64::MAX),
-                |(mut expired, next), conn| {
+            let uncut = live
+                .values()
+                .filter(|conn| !conn.cut.load(Ordering::SeqCst));
+            let (expired, next) =
+                uncut.fold((Vec::new(), u64::MAX), |(mut expired, next), conn| {
                     if conn.expires < now {
                         expired.push(conn.clone());
                         (expired, next)
                     } else {
                         (expired, next.min(conn.expires))
                     }
-                },
-            );
+                });
             if !expired.is_empty() {
                 drop(live);
                 for conn in expired {

@@ -28,9 +28,9 @@ use log::{error, info, warn};
 use x509_parser::time::ASN1Time;
 
 use crate::crl_history::{self, CrlHistory};
+use crate::fds::FdReserve;
 use crate::gate::Gate;
 use crate::tls::load::{CrlSummary, LoadError};
-use crate::fds::FdReserve;
 use crate::tls::{build_from_contents, FileContents, LoadedTls, RevocationPolicy, TlsFiles};
 
 /// Why the watcher should look now rather than at the next interval.
@@ -166,12 +166,13 @@ impl Watcher {
             Err(e) => return self.retry_later(&e),
         };
         self.retry = None;
-        let built = build_from_contents(&self.files, &inputs.contents, self.policy).and_then(|tls| {
-            crl_history::lock(&self.history)
-                .check(&tls.crls)
-                .map_err(|e| LoadError(format!("--crl {e}")))?;
-            Ok(tls)
-        });
+        let built =
+            build_from_contents(&self.files, &inputs.contents, self.policy).and_then(|tls| {
+                crl_history::lock(&self.history)
+                    .check(&tls.crls)
+                    .map_err(|e| LoadError(format!("--crl {e}")))?;
+                Ok(tls)
+            });
         match built {
             Ok(tls) => {
                 crl_history::lock(&self.history).record(&tls.crls);
@@ -251,8 +252,7 @@ impl Inputs {
                 }
                 // A CRL download that has not happened yet.
                 Err(e)
-                    if e.kind() == io::ErrorKind::NotFound
-                        && files.fetched_crls.contains(path) =>
+                    if e.kind() == io::ErrorKind::NotFound && files.fetched_crls.contains(path) =>
                 {
                     stamps.push((path.clone(), None));
                 }
@@ -312,7 +312,9 @@ mod test_hook {
         });
         let failed = left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         failed.is_ok().then(|| {
-            std::io::Error::other("Too many open files (injected by DOCKGATE_TEST_FAIL_RELOAD_READS)")
+            std::io::Error::other(
+                "Too many open files (injected by DOCKGATE_TEST_FAIL_RELOAD_READS)",
+            )
         })
     }
 }

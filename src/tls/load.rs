@@ -11,7 +11,9 @@ use rustls::pki_types::{
     CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer,
 };
 use x509_parser::num_bigint::BigUint;
-use x509_parser::oid_registry::{OID_X509_EXT_FRESHEST_CRL, OID_X509_EXT_ISSUER_DISTRIBUTION_POINT};
+use x509_parser::oid_registry::{
+    OID_X509_EXT_FRESHEST_CRL, OID_X509_EXT_ISSUER_DISTRIBUTION_POINT,
+};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::time::ASN1Time;
@@ -93,7 +95,11 @@ pub fn parse_certs(
 }
 
 /// The server's private key (PKCS#8, PKCS#1 or SEC1 PEM), from bytes read from `path`.
-pub fn parse_key(flag: &str, path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, LoadError> {
+pub fn parse_key(
+    flag: &str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<PrivateKeyDer<'static>, LoadError> {
     PrivateKeyDer::from_pem_slice(bytes).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => err(flag, path, "no PRIVATE KEY found"),
         other => err(flag, path, format!("malformed private key: {other}")),
@@ -279,7 +285,11 @@ fn load_one_crl(
             ),
         ));
     }
-    if crl.extensions().iter().any(|ext| ext.oid == OID_X509_EXT_FRESHEST_CRL) {
+    if crl
+        .extensions()
+        .iter()
+        .any(|ext| ext.oid == OID_X509_EXT_FRESHEST_CRL)
+    {
         log::warn!(
             "{label} {}: the CRL of \"{}\" points to delta CRLs (freshestCRL); dockgate does not fetch or apply delta CRLs, so revocations published only in a delta take effect with the next full CRL",
             path.display(),

@@ -141,9 +141,10 @@ impl FileContents {
     }
 
     fn get(&self, flag: &str, path: &Path) -> Result<&[u8], LoadError> {
-        self.0.get(path).map(Vec::as_slice).ok_or_else(|| {
-            LoadError(format!("{flag} {}: cannot read: not found", path.display()))
-        })
+        self.0
+            .get(path)
+            .map(Vec::as_slice)
+            .ok_or_else(|| LoadError(format!("{flag} {}: cannot read: not found", path.display())))
     }
 
     fn has(&self, path: &Path) -> bool {

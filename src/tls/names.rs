@@ -72,7 +72,9 @@ fn string_value(attribute: &AttributeTypeAndValue<'_>) -> Option<String> {
                 return None;
             }
             data.chunks_exact(4)
-                .map(|quad| char::from_u32(u32::from_be_bytes([quad[0], quad[1], quad[2], quad[3]])))
+                .map(|quad| {
+                    char::from_u32(u32::from_be_bytes([quad[0], quad[1], quad[2], quad[3]]))
+                })
                 .collect()
         }
         _ => None,

@@ -173,7 +173,13 @@ fn expired_crl_that_lists_a_client_cuts_her_live_session() {
     session.send_line("before").unwrap();
     session.expect_line("before", Duration::from_secs(15));
 
-    let expired = sign_crl_at(&pki.root_issuer, 2, &[SERIAL_MALLORY, SERIAL_ALICE], -60, -30);
+    let expired = sign_crl_at(
+        &pki.root_issuer,
+        2,
+        &[SERIAL_MALLORY, SERIAL_ALICE],
+        -60,
+        -30,
+    );
     write_atomically(&files.root_crl, expired.pem().unwrap().as_bytes());
     gate.wait_for_log(&["TLS configuration reloaded"], Duration::from_secs(5));
     let subject = format!("subject=\"{}\"", pki.alice.subject);

@@ -349,7 +349,10 @@ fn older_crl_is_refused_also_after_a_restart() {
     gate.kill();
     let gate = url_gate(&url, &cache).start();
     gate.wait_for_log(
-        &[&format!("CRL download from {url} failed"), "lower than number 4100"],
+        &[
+            &format!("CRL download from {url} failed"),
+            "lower than number 4100",
+        ],
         LOG_WAIT,
     );
     assert_cli_refused_again(&gate, &pki.alice, "certificate revoked");

@@ -229,9 +229,13 @@ fn session_is_cut_when_its_certificate_expires() {
     let dora = short_lived_client("dora", 12);
     let gate = LiveFiles::new().gate("0").start();
     let container = Docker::direct().run_detached(&["sleep", "600"]);
-    let mut exec = Streaming::spawn_with_stdin(&mut Docker::via_cert_dir(&gate, &dora.0).command(
-        &["exec", "-i", &container.name, "cat"],
-    ));
+    let mut exec =
+        Streaming::spawn_with_stdin(&mut Docker::via_cert_dir(&gate, &dora.0).command(&[
+            "exec",
+            "-i",
+            &container.name,
+            "cat",
+        ]));
     echo(&mut exec, "dora while valid");
     let until_expiry = dora.1.duration_since(SystemTime::now()).unwrap_or_default();
     assert!(
@@ -240,7 +244,11 @@ fn session_is_cut_when_its_certificate_expires() {
     );
 
     let line = gate.wait_for_log(
-        &["connection cut", "subject=\"CN=dora\"", "reason=\"certificate expired\""],
+        &[
+            "connection cut",
+            "subject=\"CN=dora\"",
+            "reason=\"certificate expired\"",
+        ],
         until_expiry + Duration::from_secs(5),
     );
     let late = SystemTime::now().duration_since(dora.1).unwrap_or_default();
