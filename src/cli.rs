@@ -50,7 +50,9 @@ RELOAD:
                           without a restart, and open connections of clients that are now
                           revoked are closed. 0: only on SIGHUP. Default: 5.
                           SIGHUP reloads at once. A file that fails to load keeps the previous
-                          configuration in force.
+                          configuration in force; one that cannot be read (I/O error) is
+                          retried after 1 s, doubling up to 60 s. An older CRL, or another
+                          CA's, than a source held before is refused.
 
 NETWORK:
     --listen ADDR         Address to listen on, IPv4 or IPv6 ([::]:2376). Repeatable.
