@@ -5,8 +5,9 @@
 //! A download is only written to the cache when it parses, its signature verifies with the
 //! CA in `--tlscacert` that issued it, it comes from the CA the URL is pinned to and it is not
 //! older than the CRL already accepted from the URL (`crl_history`); the file is replaced by
-//! rename, so the reload watcher never sees half a CRL. A failed download keeps the cached copy and is logged: it never opens
-//! the gate. The watcher loads the cache files like any other `--crl`.
+//! rename, so the reload watcher never sees half a CRL. A failed download keeps the cached copy
+//! and is logged (an older or another CA's CRL at ERROR): it never opens the gate. The watcher
+//! loads the cache files like any other `--crl`.
 //!
 //! ureq is the HTTP client: blocking like the rest of the gate, small, and using the same
 //! rustls and ring. HTTPS servers are verified with webpki-roots, or with `--crl-url-ca`.

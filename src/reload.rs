@@ -294,8 +294,8 @@ fn read_input(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// Debug builds only (the tests run those): `DOCKGATE_TEST_FAIL_RELOAD_READS=N` makes the
-/// first N reads of the reload watcher (not those at start) fail as if the process were out of file descriptors, so that the
-/// tests can show a reload is retried after an I/O error.
+/// first N reads of the reload watcher (not those at start) fail as if the process were out of
+/// file descriptors, so that the tests can show a reload is retried after an I/O error.
 #[cfg(debug_assertions)]
 mod test_hook {
     use std::sync::atomic::{AtomicUsize, Ordering};
