@@ -37,7 +37,9 @@ REVOCATION (default: fail closed):
                           --tlscacert certificates.
     --crl-refresh DUR     Longest time between two downloads of a --crl-url. Default: 1h.
     --crl-cache DIR       Where downloaded CRLs are kept, so a restart without network still
-                          enforces revocation. Default: /var/cache/dockgate/crl
+                          enforces revocation, and the newest CRL number seen from each
+                          source, so a restart cannot roll one back (also useful with only
+                          --crl files). Default: /var/cache/dockgate/crl with --crl-url
     --crl-url-ca FILE     CA bundle (PEM) that verifies https:// CRL servers, instead of the
                           public web roots (webpki-roots).
     --crl-warn-before DUR Warn when a CRL's nextUpdate is closer than this. Default: 24h.
@@ -48,7 +50,9 @@ RELOAD:
                           without a restart, and open connections of clients that are now
                           revoked are closed. 0: only on SIGHUP. Default: 5.
                           SIGHUP reloads at once. A file that fails to load keeps the previous
-                          configuration in force.
+                          configuration in force; one that cannot be read (I/O error) is
+                          retried after 1 s, doubling up to 60 s. An older CRL, or another
+                          CA's, than a source held before is refused.
 
 NETWORK:
     --listen ADDR         Address to listen on, IPv4 or IPv6 ([::]:2376). Repeatable.

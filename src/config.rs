@@ -33,6 +33,9 @@ pub struct Config {
     pub revocation: RevocationPolicy,
     /// `None` when no `--crl-url` or `--crl-from-cdp` was given.
     pub downloads: Option<CrlDownloads>,
+    /// Where the newest CRL seen from each source is kept across restarts (`crl_history`):
+    /// `--crl-cache`, or its default when CRLs are downloaded; `None`: in memory only.
+    pub crl_history_dir: Option<PathBuf>,
     pub reload: ReloadSettings,
     pub listen: Vec<SocketAddr>,
     pub upstream: Upstream,
@@ -73,6 +76,10 @@ impl Config {
                 })
             })
             .transpose()?;
+        let crl_history_dir = match &downloads {
+            Some(downloads) => Some(downloads.cache_dir.clone()),
+            None => flags.crl_cache.clone(),
+        };
         let revocation = revocation_policy(
             &tls,
             downloads.is_some(),
@@ -101,6 +108,7 @@ impl Config {
             tls,
             revocation,
             downloads,
+            crl_history_dir,
             reload,
             listen,
             upstream,

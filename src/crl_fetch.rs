@@ -2,10 +2,12 @@
 //! nextUpdate (and at least every `--crl-refresh`), validated, and kept in `--crl-cache` so that
 //! a restart without network still enforces revocation.
 //!
-//! A download is only written to the cache when it parses and its signature verifies with the
-//! CA in `--tlscacert` that issued it; the file is replaced by rename, so the reload watcher
-//! never sees half a CRL. A failed download keeps the cached copy and is logged: it never opens
-//! the gate. The watcher loads the cache files like any other `--crl`.
+//! A download is only written to the cache when it parses, its signature verifies with the
+//! CA in `--tlscacert` that issued it, it comes from the CA the URL is pinned to and it is not
+//! older than the CRL already accepted from the URL (`crl_history`); the file is replaced by
+//! rename, so the reload watcher never sees half a CRL. A failed download keeps the cached copy
+//! and is logged (an older or another CA's CRL at ERROR): it never opens the gate. The watcher
+//! loads the cache files like any other `--crl`.
 //!
 //! ureq is the HTTP client: blocking like the rest of the gate, small, and using the same
 //! rustls and ring. HTTPS servers are verified with webpki-roots, or with `--crl-url-ca`.
@@ -14,13 +16,14 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 use x509_parser::time::ASN1Time;
 
+use crate::crl_history::{self, CrlHistory};
 use crate::reload::Trigger;
 use crate::tls::load::{load_certs, parse_crls, CrlSummary, LoadError};
 
@@ -55,6 +58,8 @@ pub struct Fetcher {
     agent: ureq::Agent,
     client_ca: PathBuf,
     refresh: Duration,
+    /// Pins each URL to its CA and refuses older CRLs (shared with the reload watcher).
+    history: Arc<Mutex<CrlHistory>>,
 }
 
 impl Fetcher {
@@ -63,6 +68,7 @@ impl Fetcher {
         client_ca: PathBuf,
         server_ca: Option<&Path>,
         refresh: Duration,
+        history: Arc<Mutex<CrlHistory>>,
     ) -> Result<Fetcher, LoadError> {
         let roots = match server_ca {
             Some(path) => {
@@ -90,6 +96,7 @@ impl Fetcher {
             agent,
             client_ca,
             refresh,
+            history,
         })
     }
 
@@ -152,7 +159,7 @@ impl Fetcher {
     }
 
     /// Downloads one CRL and installs it in the cache if it is valid and different.
-    fn fetch(&self, source: &CrlSource) -> Result<Fetched, String> {
+    fn fetch(&self, source: &CrlSource) -> Result<Fetched, FetchError> {
         let started = Instant::now();
         let bytes = self
             .agent
@@ -166,25 +173,27 @@ impl Fetcher {
             .map_err(|e| e.to_string())?;
         let ca_bundle = load_certs("--tlscacert", &self.client_ca).map_err(|e| e.to_string())?;
         let label = format!("--crl-url {}", source.url);
-        let crls =
-            parse_crls(&label, Path::new(""), &bytes, &ca_bundle).map_err(|e| e.to_string())?;
-        let summary = crls
+        let mut summaries: Vec<CrlSummary> = parse_crls(&label, Path::new(""), &bytes, &ca_bundle)
+            .map_err(|e| e.to_string())?
             .into_iter()
-            .next()
-            .map(|crl| crl.summary)
-            .ok_or("no CRL in the download")?;
-        // As for files on reload: an issuer the gate cannot verify is only taken where the
-        // cached copy came from the same issuer.
-        if !summary.signature_checked {
-            if let Some(cached) = cached_summary(source, &self.client_ca) {
-                if cached.issuer != summary.issuer {
-                    return Err(format!(
-                        "{label}: issued by \"{}\", which is not in --tlscacert, where the cached CRL is from \"{}\": not taken",
-                        summary.issuer, cached.issuer
-                    ));
-                }
-            }
+            .map(|crl| CrlSummary {
+                // The source as the reload watcher names it: its cache file.
+                file: source.cache_file.display().to_string(),
+                ..crl.summary
+            })
+            .collect();
+        if summaries.is_empty() {
+            return Err(FetchError::Failed("no CRL in the download".into()));
         }
+        // Pinned to the CA of the cached copy (or of the first download), and never older
+        // than what was accepted: over plain http anyone on the path can serve any CRL.
+        let mut history = crl_history::lock(&self.history);
+        if let Some(cached) = cached_summaries(source, &self.client_ca) {
+            history.pin_unpinned(&cached);
+        }
+        history
+            .check(&summaries)
+            .map_err(|e| FetchError::Refused(format!("{label}: {e}")))?;
         let changed = std::fs::read(&source.cache_file).map_or(true, |cached| cached != bytes);
         if changed {
             write_atomically(&source.cache_file, &bytes).map_err(|e| {
@@ -193,6 +202,7 @@ impl Fetcher {
                     source.cache_file.display()
                 )
             })?;
+            let summary = &summaries[0];
             info!(
                 "CRL downloaded from {} in {} ms: {} revoked, nextUpdate {}",
                 source.url,
@@ -203,10 +213,26 @@ impl Fetcher {
                     .map_or("none".to_string(), |t| t.to_string())
             );
         }
-        Ok(Fetched { summary, changed })
+        history.record(&summaries);
+        Ok(Fetched {
+            summary: summaries.swap_remove(0),
+            changed,
+        })
     }
 
-    fn log_failure(&self, source: &CrlSource, e: &str) {
+    fn log_failure(&self, source: &CrlSource, e: &FetchError) {
+        let e = match e {
+            FetchError::Failed(e) => e,
+            FetchError::Refused(e) => {
+                // Not a network hiccup: someone serves a CRL that must not be taken.
+                error!(
+                    "CRL download from {} failed: refused ({e}); the cached copy {} stays in force",
+                    source.url,
+                    source.cache_file.display()
+                );
+                return;
+            }
+        };
         if source.cache_file.exists() {
             warn!(
                 "CRL download from {} failed ({e}); the cached copy {} stays in force",
@@ -222,19 +248,34 @@ impl Fetcher {
     }
 }
 
+enum FetchError {
+    /// The download failed or is not a valid CRL of a `--tlscacert` CA.
+    Failed(String),
+    /// A valid CRL, but older than the one accepted or from another CA than the URL's.
+    Refused(String),
+}
+
+impl From<String> for FetchError {
+    fn from(e: String) -> FetchError {
+        FetchError::Failed(e)
+    }
+}
+
 struct Fetched {
     summary: CrlSummary,
     changed: bool,
 }
 
 fn cached_summary(source: &CrlSource, client_ca: &Path) -> Option<CrlSummary> {
+    cached_summaries(source, client_ca)?.into_iter().next()
+}
+
+/// The CRLs of the cached copy, named by the cache file as the reload watcher names them.
+fn cached_summaries(source: &CrlSource, client_ca: &Path) -> Option<Vec<CrlSummary>> {
     let bytes = std::fs::read(&source.cache_file).ok()?;
     let ca_bundle = load_certs("--tlscacert", client_ca).ok()?;
-    parse_crls("--crl-url", &source.cache_file, &bytes, &ca_bundle)
-        .ok()?
-        .into_iter()
-        .next()
-        .map(|crl| crl.summary)
+    let crls = parse_crls("--crl-url", &source.cache_file, &bytes, &ca_bundle).ok()?;
+    Some(crls.into_iter().map(|crl| crl.summary).collect())
 }
 
 /// Write to a temporary file in the same directory, then rename over the target.

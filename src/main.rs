@@ -14,6 +14,8 @@ mod cli;
 mod config;
 mod conn;
 mod crl_fetch;
+mod crl_history;
+mod fds;
 mod gate;
 mod handshakers;
 mod http;
@@ -27,7 +29,7 @@ mod tls;
 mod upstream;
 
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use log::{info, warn};
 
@@ -75,16 +77,25 @@ fn run() -> Result<(), Failure> {
     let config = Config::from_flags(*flags).map_err(Failure::usage)?;
     logging::init(config.log_format);
 
+    let history = Arc::new(Mutex::new(open_crl_history(&config)?));
     let mut files = config.tls.clone();
     let downloads = config
         .downloads
         .as_ref()
-        .map(|downloads| prepare_downloads(&config, downloads, &mut files))
+        .map(|downloads| prepare_downloads(&config, downloads, &mut files, &history))
         .transpose()?;
 
-    let tls = tls::build_server_config(&files, config.revocation)
+    // Read once: the watcher compares later changes with exactly the bytes built here.
+    let inputs = reload::Inputs::read(&files).map_err(Failure::usage)?;
+    let tls = tls::build_from_contents(&files, &inputs.contents, config.revocation)
         .map_err(|e| Failure::usage(e.to_string()))?;
+    {
+        let mut history = crl_history::lock(&history);
+        history.check(&tls.crls).map_err(Failure::usage)?;
+        history.record(&tls.crls);
+    }
     log_startup(&config, &tls);
+    fds::raise_limit();
 
     let listeners = config
         .listen
@@ -98,17 +109,42 @@ fn run() -> Result<(), Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     let gate = Arc::new(Gate::new(tls, config.upstream));
 
-    let reload = reload::spawn(gate.clone(), files, config.revocation, config.reload);
+    let reload = reload::spawn(
+        gate.clone(),
+        files,
+        config.revocation,
+        config.reload,
+        history,
+        inputs,
+    );
     #[cfg(unix)]
     reload::forward_sighup(reload.clone()).map_err(|e| Failure {
         code: 1,
         message: format!("cannot handle SIGHUP: {e}"),
     })?;
+    let expiry_gate = gate.clone();
+    std::thread::Builder::new()
+        .name("dockgate-expiry".into())
+        .spawn(move || expiry_gate.connections.cut_at_expiry())
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot start the certificate expiry thread: {e}"),
+        })?;
     if let Some((fetcher, sources)) = downloads {
         fetcher.spawn(sources, reload);
     }
     server::serve_forever(gate, listeners);
     Ok(())
+}
+
+/// The record of the newest CRL seen from each source, from `--crl-cache` when there is one.
+fn open_crl_history(config: &Config) -> Result<crl_history::CrlHistory, Failure> {
+    let dir = config.crl_history_dir.as_deref();
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::usage(format!("--crl-cache {}: {e}", dir.display())))?;
+    }
+    crl_history::CrlHistory::open(dir).map_err(|e| Failure::usage(format!("--crl-cache {e}")))
 }
 
 /// Resolves the CRL URLs, downloads each once (falling back to the cache) and adds the cache
@@ -117,6 +153,7 @@ fn prepare_downloads(
     config: &Config,
     downloads: &config::CrlDownloads,
     files: &mut tls::TlsFiles,
+    history: &Arc<Mutex<crl_history::CrlHistory>>,
 ) -> Result<(crl_fetch::Fetcher, Vec<crl_fetch::CrlSource>), Failure> {
     let mut urls = downloads.urls.clone();
     if downloads.from_cdp {
@@ -150,6 +187,7 @@ fn prepare_downloads(
         config.tls.client_ca.clone(),
         downloads.server_ca.as_deref(),
         downloads.refresh,
+        history.clone(),
     )
     .map_err(|e| Failure::usage(e.to_string()))?;
     fetcher.fetch_all(&sources);

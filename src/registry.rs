@@ -3,12 +3,16 @@
 //!
 //! Each authenticated connection registers its client chain and a control handle; after every
 //! change of the TLS state the reload watcher re-verifies each chain with the verifier new
-//! handshakes use, and closes the connections whose chain no longer passes.
+//! handshakes use, and closes the connections whose chain no longer passes. A connection is
+//! also closed when a certificate of its chain expires (`cut_at_expiry`), on time rather than
+//! at the next reload.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
@@ -21,7 +25,14 @@ use crate::tls::verifier::refusal_reason;
 pub struct Registry {
     next_id: AtomicU64,
     live: Mutex<HashMap<u64, Arc<LiveConn>>>,
+    /// Wakes `cut_at_expiry` when a connection registers that expires before it would wake.
+    expiry_changed: Condvar,
+    /// When `cut_at_expiry` next wakes, seconds since the epoch (0: not waiting).
+    next_wake: AtomicU64,
 }
+
+/// `cut_at_expiry` looks at least this often, so that a clock change cannot delay it long.
+const MAX_EXPIRY_SLEEP: Duration = Duration::from_secs(60);
 
 /// What the registry knows about one open connection.
 pub struct LiveConn {
@@ -34,6 +45,8 @@ pub struct LiveConn {
     activity: Mutex<String>,
     /// Set once the connection was cut, so that a later reload does not cut (and log) it again.
     cut: AtomicBool,
+    /// The earliest notAfter in the chain, seconds since the epoch (`u64::MAX`: unknown).
+    expires: u64,
 }
 
 impl LiveConn {
@@ -79,6 +92,7 @@ impl Registry {
         control: TlsControl,
     ) -> Registration<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let expires = earliest_not_after(&chain);
         let conn = Arc::new(LiveConn {
             client,
             chain,
@@ -86,8 +100,13 @@ impl Registry {
             started: Instant::now(),
             activity: Mutex::new("idle".into()),
             cut: AtomicBool::new(false),
+            expires,
         });
         self.lock().insert(id, conn.clone());
+        let wake = self.next_wake.load(Ordering::SeqCst);
+        if wake != 0 && expires < wake {
+            self.expiry_changed.notify_one();
+        }
         Registration {
             registry: self,
             id,
@@ -98,9 +117,10 @@ impl Registry {
     /// Re-verifies every live chain and closes the connections that fail. Returns how many
     /// were closed.
     ///
-    /// An expired CRL is the one failure that does not cut: it refuses new handshakes (fail
-    /// closed) but says nothing new about the certificates already admitted, and cutting every
-    /// open session because a CRL was published late would punish the wrong people.
+    /// An expired CRL that does not list the certificate is the one failure that does not cut:
+    /// it refuses new handshakes (fail closed) but says nothing new about the certificates
+    /// already admitted, and cutting every open session because a CRL was published late would
+    /// punish the wrong people. A certificate an expired CRL lists is "revoked", and cut.
     pub fn cut_invalid(&self, verifier: &dyn ClientCertVerifier) -> usize {
         // Verify outside the lock: connections come and go meanwhile.
         let live: Vec<Arc<LiveConn>> = self.lock().values().cloned().collect();
@@ -117,6 +137,68 @@ impl Registry {
         }
         cut
     }
+}
+
+impl Registry {
+    /// Closes each connection when a certificate of its chain expires, within a second of its
+    /// notAfter. Runs for as long as the process does, on its own thread.
+    pub fn cut_at_expiry(&self) {
+        let mut live = self.lock();
+        loop {
+            let now = unix_now();
+            // A connection already cut stays listed until its threads end: not again.
+            let uncut = live
+                .values()
+                .filter(|conn| !conn.cut.load(Ordering::SeqCst));
+            let (expired, next) =
+                uncut.fold((Vec::new(), u64::MAX), |(mut expired, next), conn| {
+                    if conn.expires < now {
+                        expired.push(conn.clone());
+                        (expired, next)
+                    } else {
+                        (expired, next.min(conn.expires))
+                    }
+                });
+            if !expired.is_empty() {
+                drop(live);
+                for conn in expired {
+                    if !conn.cut.swap(true, Ordering::SeqCst) {
+                        conn.control.abort();
+                        log_cut(&conn, "certificate expired");
+                    }
+                }
+                live = self.lock();
+                continue;
+            }
+            // A certificate is valid up to and including its notAfter second.
+            let sleep = Duration::from_secs(next.saturating_add(1).saturating_sub(now))
+                .min(MAX_EXPIRY_SLEEP);
+            self.next_wake
+                .store(now + sleep.as_secs().max(1), Ordering::SeqCst);
+            live = self
+                .expiry_changed
+                .wait_timeout(live, sleep)
+                .expect("registry lock poisoned")
+                .0;
+        }
+    }
+}
+
+/// The earliest notAfter of the chain's certificates, seconds since the epoch.
+fn earliest_not_after(chain: &[CertificateDer<'static>]) -> u64 {
+    chain
+        .iter()
+        .filter_map(|der| X509Certificate::from_der(der).ok())
+        .map(|(_, cert)| cert.validity().not_after.timestamp())
+        .map(|t| u64::try_from(t).unwrap_or(0))
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn is_expired_crl(e: &rustls::Error) -> bool {

@@ -5,26 +5,33 @@
 //! Every `--reload-interval` the watcher compares each input file's size and modification time
 //! with what it loaded, and the content (a hash) of those whose metadata changed; SIGHUP and a
 //! fresh download from `--crl-url` reload at once. A reload builds a complete new configuration
-//! on this thread, off the accept path. When anything about it fails (a half-written file, a key
-//! that does not match, a CRL not signed by a configured CA) the previous configuration stays in
-//! force and one error line names the file; the same broken files are not retried until they
-//! change again.
+//! on this thread, off the accept path, from the files read once each: what is built is exactly
+//! what was hashed. When the content is wrong (a half-written file, a key that does not match, a
+//! CRL not signed by a configured CA, an older CRL or another CA's CRL where a CRL source is
+//! pinned, see `crl_history`) the previous configuration stays in force and one error line
+//! names the file; the same broken files are not retried until they change again. When a file
+//! cannot be read at all (out of file descriptors, EIO, a file briefly missing) nothing is
+//! known about its content: the reload is retried, after 1 s and then twice as late each time
+//! up to a minute, with an ERROR line on every attempt, until it is applied.
 
 use std::collections::HashMap;
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use log::{error, info, warn};
 use x509_parser::time::ASN1Time;
 
+use crate::crl_history::{self, CrlHistory};
+use crate::fds::FdReserve;
 use crate::gate::Gate;
 use crate::tls::load::{CrlSummary, LoadError};
-use crate::tls::{build_server_config, LoadedTls, RevocationPolicy, TlsFiles};
+use crate::tls::{build_from_contents, FileContents, LoadedTls, RevocationPolicy, TlsFiles};
 
 /// Why the watcher should look now rather than at the next interval.
 #[derive(Debug)]
@@ -50,11 +57,16 @@ pub fn spawn(
     files: TlsFiles,
     policy: RevocationPolicy,
     settings: ReloadSettings,
+    history: Arc<Mutex<CrlHistory>>,
+    built_from: Inputs,
 ) -> Sender<Trigger> {
     let (trigger, triggers) = mpsc::channel();
     let mut watcher = Watcher {
-        seen: Snapshot::take(&files, None),
+        history,
+        seen: built_from.snapshot,
         failed: None,
+        retry: None,
+        reserve: FdReserve::new(),
         expiry: ExpiryWarnings::default(),
         gate,
         files,
@@ -92,9 +104,15 @@ struct Watcher {
     settings: ReloadSettings,
     /// The files as they were when the configuration in force was built.
     seen: Snapshot,
-    /// The files as they were when a reload last failed.
+    /// The files as they were when a reload last failed on their content.
     failed: Option<Snapshot>,
+    /// Set while a reload that could not read its files waits to be tried again.
+    retry: Option<Retry>,
+    /// Descriptors kept for the reload's reads (see `fds`).
+    reserve: FdReserve,
     expiry: ExpiryWarnings,
+    /// Pins each CRL source to its CA and refuses older CRLs (shared with the downloads).
+    history: Arc<Mutex<CrlHistory>>,
 }
 
 impl Watcher {
@@ -104,21 +122,33 @@ impl Watcher {
         // Without polling, wake up hourly anyway for the CRL expiry warnings.
         let tick = self.settings.interval.unwrap_or(Duration::from_secs(3600));
         loop {
-            let trigger = match triggers.recv_timeout(tick) {
+            let wait = match &self.retry {
+                Some(retry) => tick.min(retry.due.saturating_duration_since(Instant::now())),
+                None => tick,
+            };
+            let trigger = match triggers.recv_timeout(wait) {
                 Ok(trigger) => Some(trigger),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => {
-                    thread::sleep(tick);
+                    thread::sleep(wait);
                     None
                 }
             };
-            let forced = matches!(trigger, Some(Trigger::Signal));
-            let look = forced || trigger.is_some() || self.settings.interval.is_some();
+            let retry_due = self
+                .retry
+                .as_ref()
+                .is_some_and(|retry| Instant::now() >= retry.due);
+            let forced = matches!(trigger, Some(Trigger::Signal)) || retry_due;
+            // While a retry waits, only its time (or SIGHUP) reloads: polling would defeat
+            // the backoff.
+            let waiting = self.retry.is_some() && !forced;
+            let look =
+                !waiting && (forced || trigger.is_some() || self.settings.interval.is_some());
             if look {
                 let now = Snapshot::take(&self.files, Some(&self.seen));
                 let changed = now != self.seen && self.failed.as_ref() != Some(&now);
                 if forced || changed {
-                    self.reload(now);
+                    self.reload();
                 }
             }
             self.expiry
@@ -126,20 +156,33 @@ impl Watcher {
         }
     }
 
-    fn reload(&mut self, files_now: Snapshot) {
-        let built = build_server_config(&self.files, self.policy).and_then(|tls| {
-            keeps_unverified_issuers(&self.gate.tls().tls, &tls)?;
-            Ok(tls)
-        });
+    fn reload(&mut self) {
+        // The reserve's descriptors are given back for the reads: when clients hold every
+        // other descriptor, the reload can still open its files.
+        let files = &self.files;
+        let read = self.reserve.released(|| Inputs::read(files));
+        let inputs = match read {
+            Ok(inputs) => inputs,
+            Err(e) => return self.retry_later(&e),
+        };
+        self.retry = None;
+        let built =
+            build_from_contents(&self.files, &inputs.contents, self.policy).and_then(|tls| {
+                crl_history::lock(&self.history)
+                    .check(&tls.crls)
+                    .map_err(|e| LoadError(format!("--crl {e}")))?;
+                Ok(tls)
+            });
         match built {
             Ok(tls) => {
+                crl_history::lock(&self.history).record(&tls.crls);
                 log_changes(&self.gate.tls().tls, &tls);
                 let state = self.gate.replace_tls(tls);
                 info!(
                     "TLS configuration reloaded (generation {}); new connections use it",
                     state.generation
                 );
-                self.seen = files_now;
+                self.seen = inputs.snapshot;
                 self.failed = None;
                 let cut = self
                     .gate
@@ -150,33 +193,141 @@ impl Watcher {
                 }
             }
             Err(e) => {
+                // The files hold what was built: they are broken, and are not tried again
+                // until they change.
                 error!("reload failed, the previous configuration stays in force: {e}");
-                self.failed = Some(files_now);
+                self.failed = Some(inputs.snapshot);
             }
         }
     }
+
+    /// A file could not be read (EMFILE, EIO, a file briefly missing): nothing says its
+    /// content is broken, so the reload is tried again, sooner at first.
+    fn retry_later(&mut self, e: &str) {
+        let (attempt, delay) = match &self.retry {
+            Some(retry) => (retry.attempt + 1, (retry.delay * 2).min(MAX_RETRY_DELAY)),
+            None => (1, FIRST_RETRY_DELAY),
+        };
+        error!(
+            "reload failed (attempt {attempt}), the previous configuration stays in force: {e}; retrying in {}",
+            humantime::format_duration(delay)
+        );
+        self.retry = Some(Retry {
+            attempt,
+            delay,
+            due: Instant::now() + delay,
+        });
+    }
 }
 
-/// A CRL whose issuer is not in `--tlscacert` (an intermediate that clients send) cannot be
-/// checked at load time. Such a CRL is accepted at start, and on reload only when its file held
-/// a CRL of the same issuer before: a reload never swaps a checkable CRL, or one CA's CRL, for
-/// one from an issuer the gate cannot verify (a file mixed up with another CA's).
-fn keeps_unverified_issuers(old: &LoadedTls, new: &LoadedTls) -> Result<(), LoadError> {
-    for crl in new.crls.iter().filter(|crl| !crl.signature_checked) {
-        let before: Vec<&CrlSummary> = old.crls.iter().filter(|o| o.file == crl.file).collect();
-        if !before.is_empty() && !before.iter().any(|o| o.issuer == crl.issuer) {
-            return Err(LoadError(format!(
-                "--crl {}: issued by \"{}\", which is not in --tlscacert, where the file held the CRL of \"{}\": its signature cannot be checked, so it is not taken",
-                crl.file, crl.issuer, before[0].issuer
-            )));
+/// A reload to try again after a file could not be read.
+struct Retry {
+    attempt: u32,
+    delay: Duration,
+    due: Instant,
+}
+
+/// The first retry after a read error comes this soon; each next one twice as late, up to
+/// `MAX_RETRY_DELAY`.
+const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+
+/// The input files of one build, each read once, and the snapshot of exactly those bytes.
+pub struct Inputs {
+    pub contents: FileContents,
+    snapshot: Snapshot,
+}
+
+impl Inputs {
+    /// Reads every input file once. Any error is an I/O error (the content is not looked at
+    /// here), so the caller should try again rather than call the file broken.
+    pub fn read(files: &TlsFiles) -> Result<Inputs, String> {
+        let mut contents = FileContents::default();
+        let mut stamps = Vec::new();
+        for path in files.all() {
+            match read_stamped(path) {
+                Ok((bytes, stamp)) => {
+                    contents.insert(path.clone(), bytes);
+                    stamps.push((path.clone(), Some(stamp)));
+                }
+                // A CRL download that has not happened yet.
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound && files.fetched_crls.contains(path) =>
+                {
+                    stamps.push((path.clone(), None));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "{} {}: cannot read: {e}",
+                        files.flag_of(path),
+                        path.display()
+                    ))
+                }
+            }
         }
+        Ok(Inputs {
+            contents,
+            snapshot: Snapshot(stamps),
+        })
     }
-    Ok(())
+}
+
+/// The file's bytes and their stamp. The metadata is taken first: if the file changes while
+/// it is read, the next look sees a newer modification time and reads it again.
+fn read_stamped(path: &Path) -> io::Result<(Vec<u8>, FileStamp)> {
+    let meta = fs::metadata(path)?;
+    let bytes = read_input(path)?;
+    let stamp = FileStamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        content: content_hash(&bytes),
+    };
+    Ok((bytes, stamp))
+}
+
+fn read_input(path: &Path) -> io::Result<Vec<u8>> {
+    #[cfg(debug_assertions)]
+    if let Some(e) = test_hook::injected_read_failure() {
+        return Err(e);
+    }
+    fs::read(path)
+}
+
+/// Debug builds only (the tests run those): `DOCKGATE_TEST_FAIL_RELOAD_READS=N` makes the
+/// first N reads of the reload watcher (not those at start) fail as if the process were out of
+/// file descriptors, so that the tests can show a reload is retried after an I/O error.
+#[cfg(debug_assertions)]
+mod test_hook {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+
+    pub fn injected_read_failure() -> Option<std::io::Error> {
+        if std::thread::current().name() != Some("dockgate-reload") {
+            return None;
+        }
+        static LEFT: OnceLock<AtomicUsize> = OnceLock::new();
+        let left = LEFT.get_or_init(|| {
+            let n = std::env::var("DOCKGATE_TEST_FAIL_RELOAD_READS").ok();
+            AtomicUsize::new(n.and_then(|n| n.parse().ok()).unwrap_or(0))
+        });
+        let failed = left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        failed.is_ok().then(|| {
+            std::io::Error::other(
+                "Too many open files (injected by DOCKGATE_TEST_FAIL_RELOAD_READS)",
+            )
+        })
+    }
+}
+
+fn content_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Size, modification time and content hash of every input file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Snapshot(Vec<(PathBuf, Option<FileStamp>)>);
+pub struct Snapshot(Vec<(PathBuf, Option<FileStamp>)>);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct FileStamp {
@@ -186,7 +337,8 @@ struct FileStamp {
 }
 
 impl Snapshot {
-    /// Reads only files whose size or modification time differs from `previous`.
+    /// Looks for changes: reads only files whose size or modification time differs from
+    /// `previous`. What a reload builds is read again, once, by `Inputs::read`.
     fn take(files: &TlsFiles, previous: Option<&Snapshot>) -> Snapshot {
         let stamps = files
             .all()
@@ -201,7 +353,7 @@ impl Snapshot {
     }
 }
 
-fn stamp(path: &PathBuf, known: Option<&FileStamp>) -> Option<FileStamp> {
+fn stamp(path: &Path, known: Option<&FileStamp>) -> Option<FileStamp> {
     let meta = fs::metadata(path).ok()?;
     let (len, modified) = (meta.len(), meta.modified().ok());
     if let Some(known) = known {
@@ -209,12 +361,10 @@ fn stamp(path: &PathBuf, known: Option<&FileStamp>) -> Option<FileStamp> {
             return Some(known.clone());
         }
     }
-    let mut hasher = DefaultHasher::new();
-    fs::read(path).ok()?.hash(&mut hasher);
     Some(FileStamp {
         len,
         modified,
-        content: hasher.finish(),
+        content: content_hash(&fs::read(path).ok()?),
     })
 }
 

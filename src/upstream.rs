@@ -10,6 +10,7 @@ use std::net::{Shutdown, TcpStream};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(windows)]
@@ -78,10 +79,10 @@ impl Upstream {
         match self {
             #[cfg(unix)]
             Upstream::Unix(path) => {
-                let stream = UnixStream::connect(path)?;
+                let stream = Arc::new(UnixStream::connect(path)?);
                 Ok(UpstreamConn {
-                    reader: Box::new(stream.try_clone()?),
-                    writer: Box::new(stream),
+                    reader: Box::new(SharedSocket(stream.clone())),
+                    writer: Box::new(SharedSocket(stream)),
                 })
             }
             #[cfg(not(unix))]
@@ -90,10 +91,10 @@ impl Upstream {
                 "unix sockets are not available on this platform",
             )),
             Upstream::Tcp(address) => {
-                let stream = connect_tcp(address)?;
+                let stream = Arc::new(connect_tcp(address)?);
                 Ok(UpstreamConn {
-                    reader: Box::new(stream.try_clone()?),
-                    writer: Box::new(stream),
+                    reader: Box::new(SharedSocket(stream.clone())),
+                    writer: Box::new(SharedSocket(stream)),
                 })
             }
             #[cfg(windows)]
@@ -169,35 +170,67 @@ pub trait UpstreamWrite: Write + Send {
     fn abort(&mut self);
 }
 
-#[cfg(unix)]
-impl UpstreamRead for UnixStream {
-    fn abort(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
-}
+/// One socket to Docker shared by the reading and the writing half: one file descriptor per
+/// connection instead of a `try_clone` each (`&UnixStream` and `&TcpStream` read and write).
+struct SharedSocket<S>(Arc<S>);
 
-impl UpstreamRead for TcpStream {
-    fn abort(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
+/// The sockets a `SharedSocket` can hold.
+trait Socket: Send + Sync {
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
 }
 
 #[cfg(unix)]
-impl UpstreamWrite for UnixStream {
-    fn close_write(&mut self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
-    fn abort(&mut self) {
-        let _ = self.shutdown(Shutdown::Both);
+impl Socket for UnixStream {
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        UnixStream::shutdown(self, how)
     }
 }
 
-impl UpstreamWrite for TcpStream {
+impl Socket for TcpStream {
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        TcpStream::shutdown(self, how)
+    }
+}
+
+impl<S: Socket> Read for SharedSocket<S>
+where
+    for<'a> &'a S: Read,
+{
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl<S: Socket> Write for SharedSocket<S>
+where
+    for<'a> &'a S: Write,
+{
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+impl<S: Socket> UpstreamRead for SharedSocket<S>
+where
+    for<'a> &'a S: Read,
+{
+    fn abort(&self) {
+        let _ = self.0.shutdown(Shutdown::Both);
+    }
+}
+
+impl<S: Socket> UpstreamWrite for SharedSocket<S>
+where
+    for<'a> &'a S: Write,
+{
     fn close_write(&mut self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
+        self.0.shutdown(Shutdown::Write)
     }
     fn abort(&mut self) {
-        let _ = self.shutdown(Shutdown::Both);
+        let _ = self.0.shutdown(Shutdown::Both);
     }
 }
 

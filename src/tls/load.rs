@@ -10,10 +10,15 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{
     CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer,
 };
+use x509_parser::num_bigint::BigUint;
+use x509_parser::oid_registry::{
+    OID_X509_EXT_FRESHEST_CRL, OID_X509_EXT_ISSUER_DISTRIBUTION_POINT,
+};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::time::ASN1Time;
 
+use super::names::canonical_name;
 use super::revocation::IndexedCrl;
 
 /// A problem with one input file, already phrased for the operator.
@@ -58,13 +63,21 @@ fn looks_like_pem(bytes: &[u8]) -> bool {
 
 /// Loads one or more certificates (a chain or a CA bundle). At least one is required.
 pub fn load_certs(flag: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, LoadError> {
-    let bytes = read_file(flag, path)?;
-    let certs: Vec<CertificateDer<'static>> = if looks_like_pem(&bytes) {
-        CertificateDer::pem_slice_iter(&bytes)
+    parse_certs(flag, path, &read_file(flag, path)?)
+}
+
+/// `load_certs` on bytes already read from `path`.
+pub fn parse_certs(
+    flag: &str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, LoadError> {
+    let certs: Vec<CertificateDer<'static>> = if looks_like_pem(bytes) {
+        CertificateDer::pem_slice_iter(bytes)
             .collect::<Result<_, _>>()
             .map_err(|e| err(flag, path, describe_pem_error(&e)))?
     } else {
-        vec![CertificateDer::from(bytes)]
+        vec![CertificateDer::from(bytes.to_vec())]
     };
     if certs.is_empty() {
         return Err(err(flag, path, "no CERTIFICATE found"));
@@ -81,10 +94,13 @@ pub fn load_certs(flag: &str, path: &Path) -> Result<Vec<CertificateDer<'static>
     Ok(certs)
 }
 
-/// Loads the server's private key (PKCS#8, PKCS#1 or SEC1 PEM).
-pub fn load_key(flag: &str, path: &Path) -> Result<PrivateKeyDer<'static>, LoadError> {
-    let bytes = read_file(flag, path)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+/// The server's private key (PKCS#8, PKCS#1 or SEC1 PEM), from bytes read from `path`.
+pub fn parse_key(
+    flag: &str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<PrivateKeyDer<'static>, LoadError> {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => err(flag, path, "no PRIVATE KEY found"),
         other => err(flag, path, format!("malformed private key: {other}")),
     })
@@ -95,18 +111,15 @@ pub fn load_key(flag: &str, path: &Path) -> Result<PrivateKeyDer<'static>, LoadE
 /// The whole password file is the password. A trailing newline is refused with a message
 /// rather than tried: `echo secret > file` is the usual mistake, and a silent mismatch would
 /// only say "wrong password".
-pub fn load_pfx(
+///
+/// `bytes` and `password` are the contents of `path` and `password_file`, already read.
+pub fn parse_pfx(
     path: &Path,
+    bytes: &[u8],
     password_file: &Path,
+    password: &[u8],
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), LoadError> {
     const FLAG: &str = "--tlspfx";
-    let password = std::fs::read(password_file).map_err(|e| {
-        err(
-            "--tlspfx-password-file",
-            password_file,
-            format!("cannot read: {e}"),
-        )
-    })?;
     if password.ends_with(b"\n") {
         return Err(err(
             "--tlspfx-password-file",
@@ -114,17 +127,16 @@ pub fn load_pfx(
             "ends with a newline, but the whole file is the password; write it without one (printf '%s' \"$PASSWORD\" > FILE)",
         ));
     }
-    let password = String::from_utf8(password).map_err(|_| {
+    let password = std::str::from_utf8(password).map_err(|_| {
         err(
             "--tlspfx-password-file",
             password_file,
             "the password is not UTF-8 text",
         )
     })?;
-    let bytes = read_file(FLAG, path)?;
     let store = p12_keystore::KeyStore::from_pkcs12(
-        &bytes,
-        &password,
+        bytes,
+        password,
         p12_keystore::Pkcs12ImportPolicy::Strict,
     )
     .map_err(|e| {
@@ -171,6 +183,24 @@ pub struct CrlSummary {
     /// False when the issuing CA is not in `--tlscacert` (an intermediate the clients send):
     /// its signature is then checked at the first handshake that needs it.
     pub signature_checked: bool,
+    /// Who issued it and what it covers, for pinning and rollback checks (`crl_history`).
+    pub identity: CrlIdentity,
+}
+
+/// What makes two CRLs "the same CRL, another edition": issuer name and key, and scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlIdentity {
+    /// The issuer Name in its canonical form (`names`), or its DER when that does not parse.
+    pub issuer_name: Vec<u8>,
+    /// The subjectPublicKeyInfos in `--tlscacert` its signature verified with; empty when its
+    /// issuer is not in the bundle.
+    pub issuer_keys: Vec<Vec<u8>>,
+    /// The issuingDistributionPoint extension's value (empty: none, the CRL covers everything).
+    pub scope: Vec<u8>,
+    /// cRLNumber, when the CRL has one.
+    pub number: Option<BigUint>,
+    /// thisUpdate, seconds since the epoch.
+    pub this_update: i64,
 }
 
 impl fmt::Display for CrlSummary {
@@ -191,19 +221,10 @@ impl fmt::Display for CrlSummary {
     }
 }
 
-/// Loads every CRL of one `--crl` file and checks each against the CA bundle.
-///
-/// A file that yields no CRL is an error: a typo must never switch revocation off silently.
-pub fn load_crls(
-    path: &Path,
-    ca_bundle: &[CertificateDer<'static>],
-) -> Result<Vec<LoadedCrl>, LoadError> {
-    let bytes = read_file("--crl", path)?;
-    parse_crls("--crl", path, &bytes, ca_bundle)
-}
-
 /// Parses the CRLs in `bytes` (PEM or DER) and checks each against the CA bundle. `label` and
 /// `path` name the source in errors.
+///
+/// A source that yields no CRL is an error: a typo must never switch revocation off silently.
 pub fn parse_crls(
     label: &str,
     path: &Path,
@@ -238,10 +259,15 @@ fn load_one_crl(
     let (_, crl) = CertificateRevocationList::from_der(der)
         .map_err(|e| err(label, path, format!("not a valid X.509 CRL: {e}")))?;
     let issuer_der = crl.issuer().as_raw();
+    let issuer_canonical = canonical_name(issuer_der);
+    let names_issuer = |subject: &[u8]| {
+        subject == issuer_der
+            || issuer_canonical.is_some() && canonical_name(subject) == issuer_canonical
+    };
     let issuers: Vec<X509Certificate<'_>> = ca_bundle
         .iter()
         .filter_map(|cert| X509Certificate::from_der(cert).ok().map(|(_, c)| c))
-        .filter(|cert| cert.subject().as_raw() == issuer_der)
+        .filter(|cert| names_issuer(cert.subject().as_raw()))
         .collect();
     let verified_keys: Vec<Vec<u8>> = issuers
         .iter()
@@ -259,6 +285,29 @@ fn load_one_crl(
             ),
         ));
     }
+    if crl
+        .extensions()
+        .iter()
+        .any(|ext| ext.oid == OID_X509_EXT_FRESHEST_CRL)
+    {
+        log::warn!(
+            "{label} {}: the CRL of \"{}\" points to delta CRLs (freshestCRL); dockgate does not fetch or apply delta CRLs, so revocations published only in a delta take effect with the next full CRL",
+            path.display(),
+            crl.issuer()
+        );
+    }
+    let scope = crl
+        .extensions()
+        .iter()
+        .find(|ext| ext.oid == OID_X509_EXT_ISSUER_DISTRIBUTION_POINT)
+        .map_or(Vec::new(), |ext| ext.value.to_vec());
+    let identity = CrlIdentity {
+        issuer_name: issuer_canonical.map_or_else(|| issuer_der.to_vec(), String::into_bytes),
+        issuer_keys: verified_keys.clone(),
+        scope,
+        number: crl.crl_number().cloned(),
+        this_update: crl.last_update().timestamp(),
+    };
     let summary = CrlSummary {
         file: path.display().to_string(),
         issuer: crl.issuer().to_string(),
@@ -267,6 +316,7 @@ fn load_one_crl(
         next_update: crl.next_update(),
         revoked: crl.iter_revoked_certificates().count(),
         signature_checked,
+        identity,
     };
     let indexed = IndexedCrl::new(der, &crl, verified_keys).map_err(|e| err(label, path, e))?;
     Ok(LoadedCrl { indexed, summary })

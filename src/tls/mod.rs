@@ -4,16 +4,19 @@
 //! - `load`: reading certificates, keys and CRLs, with errors that name the flag and the file.
 //! - `verifier`: the client verifier: chain, revocation, and the name of refused certificates.
 //! - `revocation`: the CRL index the verifier consults.
+//! - `names`: comparing X.500 names as RFC 5280 does (CRL issuer against CA subject).
 //! - `identity`: subject and serial of a client certificate.
 //! - `stream`: one TLS connection shared by the two copy threads.
 
 pub mod identity;
 pub mod load;
+pub mod names;
 pub mod revocation;
 pub mod stream;
 pub mod verifier;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -24,7 +27,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use self::load::{load_certs, load_crls, load_key, load_pfx, CrlSummary, LoadError};
+use self::load::{parse_certs, parse_crls, parse_key, parse_pfx, CrlSummary, LoadError};
 use self::revocation::RevocationIndex;
 use self::verifier::ClientVerifier;
 
@@ -65,16 +68,25 @@ impl ServerIdentity {
         }
     }
 
-    /// Loads the chain and the key.
-    fn load(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), LoadError> {
+    /// The chain and the key, from the files' contents.
+    fn load(
+        &self,
+        contents: &FileContents,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), LoadError> {
         match self {
-            ServerIdentity::Pem { cert, key } => {
-                Ok((load_certs("--tlscert", cert)?, load_key("--tlskey", key)?))
-            }
+            ServerIdentity::Pem { cert, key } => Ok((
+                parse_certs("--tlscert", cert, contents.get("--tlscert", cert)?)?,
+                parse_key("--tlskey", key, contents.get("--tlskey", key)?)?,
+            )),
             ServerIdentity::Pfx {
                 file,
                 password_file,
-            } => load_pfx(file, password_file),
+            } => parse_pfx(
+                file,
+                contents.get("--tlspfx", file)?,
+                password_file,
+                contents.get("--tlspfx-password-file", password_file)?,
+            ),
         }
     }
 
@@ -95,12 +107,48 @@ impl ServerIdentity {
 }
 
 impl TlsFiles {
+    /// The flag a file was given with, for error messages.
+    pub fn flag_of(&self, path: &Path) -> &'static str {
+        match &self.server {
+            _ if path == self.client_ca => "--tlscacert",
+            ServerIdentity::Pem { cert, .. } if path == cert => "--tlscert",
+            ServerIdentity::Pem { key, .. } if path == key => "--tlskey",
+            ServerIdentity::Pfx { file, .. } if path == file => "--tlspfx",
+            ServerIdentity::Pfx { password_file, .. } if path == password_file => {
+                "--tlspfx-password-file"
+            }
+            _ => "--crl",
+        }
+    }
+
     /// Every file the configuration is built from, for the reload watcher.
     pub fn all(&self) -> impl Iterator<Item = &PathBuf> {
         std::iter::once(&self.client_ca)
             .chain(self.server.files())
             .chain(&self.crls)
             .chain(&self.fetched_crls)
+    }
+}
+
+/// The bytes of the input files, each read once: what is built is exactly what was read (and,
+/// on reload, what was hashed to notice the next change).
+#[derive(Default)]
+pub struct FileContents(HashMap<PathBuf, Vec<u8>>);
+
+impl FileContents {
+    pub fn insert(&mut self, path: PathBuf, bytes: Vec<u8>) {
+        self.0.insert(path, bytes);
+    }
+
+    fn get(&self, flag: &str, path: &Path) -> Result<&[u8], LoadError> {
+        self.0
+            .get(path)
+            .map(Vec::as_slice)
+            .ok_or_else(|| LoadError(format!("{flag} {}: cannot read: not found", path.display())))
+    }
+
+    fn has(&self, path: &Path) -> bool {
+        self.0.contains_key(path)
     }
 }
 
@@ -163,15 +211,21 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the server configuration from the files. Nothing is half-applied: any error leaves
-/// the caller with whatever configuration it had before.
-pub fn build_server_config(
+/// Builds the server configuration from the files' contents (`reload::Inputs` reads them).
+/// Nothing is half-applied: any error leaves the caller with whatever configuration it had
+/// before.
+pub fn build_from_contents(
     files: &TlsFiles,
+    contents: &FileContents,
     policy: RevocationPolicy,
 ) -> Result<LoadedTls, LoadError> {
     let provider = crypto_provider();
 
-    let ca_bundle = load_certs("--tlscacert", &files.client_ca)?;
+    let ca_bundle = parse_certs(
+        "--tlscacert",
+        &files.client_ca,
+        contents.get("--tlscacert", &files.client_ca)?,
+    )?;
     let mut roots = RootCertStore::empty();
     for (index, ca) in ca_bundle.iter().enumerate() {
         roots.add(ca.clone()).map_err(|e| {
@@ -185,9 +239,9 @@ pub fn build_server_config(
 
     let mut indexed_crls = Vec::new();
     let mut crl_summaries = Vec::new();
-    let fetched = files.fetched_crls.iter().filter(|path| path.exists());
+    let fetched = files.fetched_crls.iter().filter(|path| contents.has(path));
     for path in files.crls.iter().chain(fetched) {
-        for crl in load_crls(path, &ca_bundle)? {
+        for crl in parse_crls("--crl", path, contents.get("--crl", path)?, &ca_bundle)? {
             indexed_crls.push(crl.indexed);
             crl_summaries.push(crl.summary);
         }
@@ -211,7 +265,7 @@ pub fn build_server_config(
         revocation,
     ));
 
-    let (server_chain, server_key) = files.server.load()?;
+    let (server_chain, server_key) = files.server.load(contents)?;
     let server_cert = describe_cert(&server_chain[0]);
 
     let mut config = ServerConfig::builder_with_provider(provider)

@@ -10,13 +10,18 @@
 //! The rules are webpki's (`crl/mod.rs`, `crl/types.rs` in rustls-webpki 0.103), kept on purpose:
 //! - CRLs are parsed by webpki's own parser at load time, so the same CRLs are refused: delta CRLs,
 //!   indirect CRLs, CRLs partitioned by reason, unknown critical extensions, no nextUpdate.
-//! - A CRL is *authoritative* for a certificate when it names the certificate's issuer and, if it
+//! - A CRL is *authoritative* for a certificate when it names the certificate's issuer (compared
+//!   as RFC 5280 says, see `names`, where webpki compares bytes) and, if it
 //!   has an issuingDistributionPoint, its scope (only end entities / only CAs) admits the
 //!   certificate and, when the certificate names CRL distribution points, one URI matches.
 //! - No authoritative CRL: "revocation status unknown" (refused unless `--crl-allow-unknown`).
 //! - The CRL must be signed by the issuer on the verified path, whose keyUsage (when present)
-//!   allows cRLSign; its nextUpdate must not have passed unless `--crl-allow-expired`.
-//! - The certificate is revoked when its serial, byte for byte, is in an authoritative CRL.
+//!   allows cRLSign.
+//! - The certificate is revoked when its serial, byte for byte, is in an authoritative CRL,
+//!   whatever that CRL's nextUpdate (unlike webpki, which checks freshness first: a revocation
+//!   must not lapse because the next CRL is late).
+//! - A certificate not listed passes only if the freshest such CRL's nextUpdate has not passed,
+//!   unless `--crl-allow-expired`.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -28,6 +33,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use super::names::canonical_name;
 use super::RevocationPolicy;
 
 /// Every CRL, ready to answer "is this certificate revoked?" for one chain at a time.
@@ -85,7 +91,13 @@ impl RevocationIndex {
         issuer: &Issuer<'_>,
         now: UnixTime,
     ) -> Result<(), webpki::Error> {
-        let same_issuer = || self.crls.iter().filter(|crl| crl.issuer == cert.issuer());
+        let issuer_name = cert.issuer();
+        let issuer_canonical = canonical_name(&der_sequence(issuer_name));
+        let same_issuer = || {
+            self.crls
+                .iter()
+                .filter(|crl| crl.issued_by(issuer_name, issuer_canonical.as_deref()))
+        };
         // Only a CRL with an issuingDistributionPoint needs the certificate's own extensions.
         let details = same_issuer()
             .any(|crl| crl.scope.is_some())
@@ -108,6 +120,14 @@ impl RevocationIndex {
         if signed.is_empty() {
             return Err(webpki::Error::InvalidCrlSignatureForPublicKey);
         }
+        if !issuer.may_sign_crls() {
+            return Err(webpki::Error::IssuerNotCrlSigner);
+        }
+        // A serial listed in a CRL whose signature holds is revoked, however old the CRL: a
+        // revocation is never undone by time. Freshness only matters for "not listed".
+        if signed.iter().any(|crl| crl.serials.contains(cert.serial())) {
+            return Err(webpki::Error::CertRevoked);
+        }
         if !self.rules.allow_expired {
             let freshest = signed.iter().map(|crl| crl.next_update).max();
             if let Some(next_update) = freshest.filter(|next| now >= *next) {
@@ -117,13 +137,7 @@ impl RevocationIndex {
                 });
             }
         }
-        if !issuer.may_sign_crls() {
-            return Err(webpki::Error::IssuerNotCrlSigner);
-        }
-        match signed.iter().any(|crl| crl.serials.contains(cert.serial())) {
-            true => Err(webpki::Error::CertRevoked),
-            false => Ok(()),
-        }
+        Ok(())
     }
 }
 
@@ -218,6 +232,8 @@ fn uri_names(names: &[GeneralName<'_>]) -> Vec<String> {
 pub struct IndexedCrl {
     /// The issuer Name without its SEQUENCE header, as webpki's `Cert::issuer()` gives it.
     issuer: Vec<u8>,
+    /// The issuer Name in the form RFC 5280 compares (`names`), when it parses.
+    issuer_canonical: Option<String>,
     scope: Option<Scope>,
     next_update: UnixTime,
     serials: SerialSet,
@@ -268,6 +284,7 @@ impl IndexedCrl {
         }
         Ok(IndexedCrl {
             issuer: crl.issuer().to_vec(),
+            issuer_canonical: canonical_name(&der_sequence(crl.issuer())),
             scope,
             next_update: UnixTime::since_unix_epoch(std::time::Duration::from_secs(
                 u64::try_from(next_update).unwrap_or(0),
@@ -275,6 +292,13 @@ impl IndexedCrl {
             serials,
             signature,
         })
+    }
+
+    /// Whether the CRL names this issuer: the same bytes, or the same name per RFC 5280 (a
+    /// CRL whose issuer is a PrintableString where the CA's subject has a UTF8String).
+    fn issued_by(&self, name: &[u8], canonical: Option<&str>) -> bool {
+        self.issuer == name
+            || canonical.is_some_and(|c| self.issuer_canonical.as_deref() == Some(c))
     }
 
     /// Whether the CRL's scope admits a certificate of this role (webpki's `authoritative`).
@@ -473,11 +497,25 @@ mod tests {
         revoked: &[u8],
         scope: Option<(Option<CrlScope>, &str)>,
     ) -> Vec<u8> {
+        crl_until(issuer, revoked, scope, 86_400)
+    }
+
+    /// A CRL whose nextUpdate is `next_update_in` seconds from now (negative: already passed).
+    fn crl_until(
+        issuer: &Issuer<'_, KeyPair>,
+        revoked: &[u8],
+        scope: Option<(Option<CrlScope>, &str)>,
+        next_update_in: i64,
+    ) -> Vec<u8> {
         let now = rcgen::date_time_ymd(2020, 1, 1)
             + Duration::from_secs(UnixTime::now().as_secs() - 1_577_836_800);
+        let next_update = match next_update_in >= 0 {
+            true => now + Duration::from_secs(next_update_in.unsigned_abs()),
+            false => now - Duration::from_secs(next_update_in.unsigned_abs()),
+        };
         CertificateRevocationListParams {
-            this_update: now - Duration::from_secs(3600),
-            next_update: now + Duration::from_secs(86_400),
+            this_update: now - Duration::from_secs(7200),
+            next_update,
             crl_number: SerialNumber::from_slice(&[1]),
             issuing_distribution_point: scope.map(|(scope, uri)| CrlIssuingDistributionPoint {
                 distribution_point: CrlDistributionPoint {
@@ -541,6 +579,50 @@ mod tests {
         assert_eq!(
             verdict(&verifier, &[issue(leaf(7, None), &root)]),
             refused(CertificateError::Revoked)
+        );
+        assert_eq!(verdict(&verifier, &[issue(leaf(8, None), &root)]), Ok(()));
+    }
+
+    #[test]
+    fn expired_crl_still_revokes_what_it_lists() {
+        let root = root();
+        let expired = crl_until(&root, &[7], None, -60);
+        let verifier = verifier(root.der(), &[expired], STRICT);
+        assert_eq!(
+            verdict(&verifier, &[issue(leaf(7, None), &root)]),
+            refused(CertificateError::Revoked),
+            "a listed serial is revoked whatever the CRL's nextUpdate"
+        );
+        assert!(
+            matches!(
+                verdict(&verifier, &[issue(leaf(8, None), &root)]),
+                Err(Error::InvalidCertificate(
+                    CertificateError::ExpiredRevocationListContext { .. }
+                ))
+            ),
+            "a serial not listed in an expired CRL has no fresh status"
+        );
+    }
+
+    #[test]
+    fn crl_whose_issuer_name_is_encoded_differently_still_applies() {
+        let key = KeyPair::generate().unwrap();
+        let same_key = KeyPair::from_pem(&key.serialize_pem()).unwrap();
+        let root = CertifiedIssuer::self_signed(ca("Test Root", ca_usages()), key).unwrap();
+        // The CA's subject has a UTF8String; the CRL names it with a PrintableString, in
+        // capitals, with extra spaces: the same name for RFC 5280, other bytes.
+        let mut printable = ca("unused", ca_usages());
+        printable.distinguished_name = rcgen::DistinguishedName::new();
+        printable.distinguished_name.push(
+            DnType::CommonName,
+            rcgen::DnValue::PrintableString("TEST  ROOT".try_into().unwrap()),
+        );
+        let crl_signer = Issuer::new(printable, same_key);
+        let verifier = verifier(root.der(), &[crl(&crl_signer, &[7], None)], STRICT);
+        assert_eq!(
+            verdict(&verifier, &[issue(leaf(7, None), &root)]),
+            refused(CertificateError::Revoked),
+            "the CRL applies to the CA it names"
         );
         assert_eq!(verdict(&verifier, &[issue(leaf(8, None), &root)]), Ok(()));
     }

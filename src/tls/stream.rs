@@ -6,7 +6,9 @@
 //! - the writer takes the socket-writer lock, then the connection lock (never the reverse);
 //! - the reader never blocks on the writer lock: it only `try_lock`s it to flush protocol replies.
 //!
-//! The reader owns its own `try_clone` of the socket, so a blocked `read` holds no lock at all.
+//! The reader reads the socket through its own `Arc`, so a blocked `read` holds no lock at all.
+//! The two halves and the control handle share one socket (one file descriptor per client, not
+//! a `try_clone` each: fewer descriptors per session leaves more before the process limit).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -31,7 +33,8 @@ const KEEP_CIPHERTEXT: usize = 4 * 1024;
 
 struct Shared {
     conn: Mutex<ServerConnection>,
-    writer: Mutex<TcpStream>,
+    /// The socket, locked by whoever writes to it.
+    writer: Mutex<Arc<TcpStream>>,
     /// Plaintext bytes read from and written to the client, for the live-session registry.
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -85,7 +88,7 @@ impl TlsControl {
 /// The half that reads plaintext from the client.
 pub struct TlsReader {
     shared: Arc<Shared>,
-    socket: TcpStream,
+    socket: Arc<TcpStream>,
     net_buf: Vec<u8>,
     /// Ciphertext read from the socket that rustls has not taken yet: `net_buf[pending..filled]`.
     pending: usize,
@@ -104,9 +107,10 @@ pub fn split(
     conn: ServerConnection,
     socket: TcpStream,
 ) -> io::Result<(TlsReader, TlsWriter, TlsControl)> {
+    let socket = Arc::new(socket);
     let shared = Arc::new(Shared {
         conn: Mutex::new(conn),
-        writer: Mutex::new(socket.try_clone()?),
+        writer: Mutex::new(socket.clone()),
         bytes_in: AtomicU64::new(0),
         bytes_out: AtomicU64::new(0),
         aborted: AtomicBool::new(false),
@@ -114,7 +118,7 @@ pub fn split(
         gate_ended: AtomicBool::new(false),
     });
     let control = TlsControl {
-        socket: Arc::new(socket.try_clone()?),
+        socket: socket.clone(),
         shared: shared.clone(),
     };
     let reader = TlsReader {
@@ -206,7 +210,7 @@ impl TlsReader {
     /// One read from the socket, retried on EINTR; an abort turns into an error.
     fn read_raw(&mut self) -> io::Result<usize> {
         let result = loop {
-            match self.socket.read(&mut self.net_buf) {
+            match (&*self.socket).read(&mut self.net_buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
@@ -273,7 +277,7 @@ impl TlsReader {
         if !conn.wants_write() {
             return;
         }
-        let Ok(mut socket) = self.shared.writer.try_lock() else {
+        let Ok(socket) = self.shared.writer.try_lock() else {
             return;
         };
         let mut bytes = Vec::new();
@@ -284,7 +288,7 @@ impl TlsReader {
         }
         // The socket write happens with the connection lock still held, but the writer lock
         // is ours too, so nothing else can be waiting on the socket; replies are tiny.
-        let _ = socket.write_all(&bytes);
+        let _ = (&**socket).write_all(&bytes);
     }
 }
 
@@ -304,7 +308,7 @@ impl TlsWriter {
         Ok(taken)
     }
 
-    fn send_ciphertext(&mut self, socket: &mut TcpStream) -> io::Result<()> {
+    fn send_ciphertext(&mut self, mut socket: &TcpStream) -> io::Result<()> {
         let result = socket.write_all(&self.ciphertext);
         if self.ciphertext.capacity() > KEEP_CIPHERTEXT && self.ciphertext.len() <= KEEP_CIPHERTEXT
         {
@@ -320,9 +324,9 @@ impl TlsWriter {
     /// sending; the reading half keeps working.
     pub fn shutdown_write(&mut self) -> io::Result<()> {
         let shared = self.shared.clone();
-        let mut socket = shared.writer.lock().expect("TLS writer lock poisoned");
+        let socket = shared.writer.lock().expect("TLS writer lock poisoned");
         self.encrypt(&[], true)?;
-        self.send_ciphertext(&mut socket)?;
+        self.send_ciphertext(&socket)?;
         socket.shutdown(Shutdown::Write)?;
         // Both directions have ended: wake the reader watching the client (a local read
         // shutdown makes its blocked read return 0).
@@ -340,9 +344,9 @@ impl Write for TlsWriter {
             return Ok(0);
         }
         let shared = self.shared.clone();
-        let mut socket = shared.writer.lock().expect("TLS writer lock poisoned");
+        let socket = shared.writer.lock().expect("TLS writer lock poisoned");
         let taken = self.encrypt(plaintext, false)?;
-        self.send_ciphertext(&mut socket)?;
+        self.send_ciphertext(&socket)?;
         shared.bytes_out.fetch_add(taken as u64, Ordering::Relaxed);
         if taken == 0 {
             return Err(io::Error::new(

@@ -1,5 +1,6 @@
 //! CRLs past or near their nextUpdate: the warnings, `--crl-allow-expired`, `--crl-warn-before`,
-//! and an expired CRL installed by a reload (refuses new handshakes, does not cut sessions).
+//! and an expired CRL installed by a reload (refuses new handshakes, cuts only the sessions of
+//! clients it lists).
 
 use std::path::PathBuf;
 use std::thread;
@@ -9,7 +10,7 @@ use crate::common::expect::{
     assert_cli_refused, assert_cli_refused_again, assert_cli_works, LOG_WAIT,
 };
 use crate::common::files::{write_atomically, LiveFiles};
-use crate::common::pki::{sign_crl, SERIAL_MALLORY};
+use crate::common::pki::{sign_crl, sign_crl_at, SERIAL_ALICE, SERIAL_MALLORY};
 use crate::common::util::{fresh_dir, Streaming};
 use crate::common::{pki, Docker, GateBuilder};
 
@@ -132,7 +133,9 @@ fn expired_crl_from_reload_refuses_new_connections_but_cuts_nothing() {
     session.send_line("before").unwrap();
     session.expect_line("before", Duration::from_secs(15));
 
-    let expired = sign_crl(&pki.root_issuer, 2, &[SERIAL_MALLORY], -HOUR);
+    // Issued after the CRL in force (a CRL with an older thisUpdate would be refused as a
+    // rollback), but already past its nextUpdate: published late.
+    let expired = sign_crl_at(&pki.root_issuer, 2, &[SERIAL_MALLORY], -60, -30);
     write_atomically(&files.root_crl, expired.pem().unwrap().as_bytes());
     gate.wait_for_log(&["TLS configuration reloaded"], Duration::from_secs(3));
     gate.wait_for_log(
@@ -150,4 +153,44 @@ fn expired_crl_from_reload_refuses_new_connections_but_cuts_nothing() {
         "{}",
         gate.logs()
     );
+}
+
+/// Strict mode, and a reload installs an already expired CRL that lists alice: the CRL's
+/// signature holds, so she is revoked whatever its nextUpdate, and her open session is cut
+/// (it used to stay open, the cut skipping "CRL expired", while `--crl-allow-expired` cut it).
+#[test]
+fn expired_crl_that_lists_a_client_cuts_her_live_session() {
+    let pki = pki();
+    let files = LiveFiles::new();
+    let gate = files.gate("1").start();
+    let container = Docker::direct().run_detached(&["sleep", "600"]);
+    let mut session = Streaming::spawn_with_stdin(&mut Docker::via(&gate, &pki.alice).command(&[
+        "exec",
+        "-i",
+        &container.name,
+        "cat",
+    ]));
+    session.send_line("before").unwrap();
+    session.expect_line("before", Duration::from_secs(15));
+
+    let expired = sign_crl_at(
+        &pki.root_issuer,
+        2,
+        &[SERIAL_MALLORY, SERIAL_ALICE],
+        -60,
+        -30,
+    );
+    write_atomically(&files.root_crl, expired.pem().unwrap().as_bytes());
+    gate.wait_for_log(&["TLS configuration reloaded"], Duration::from_secs(5));
+    let subject = format!("subject=\"{}\"", pki.alice.subject);
+    gate.wait_for_log(
+        &["connection cut", &subject, "reason=\"certificate revoked\""],
+        LOG_WAIT,
+    );
+    assert!(
+        session.wait_exit(Duration::from_secs(10)).is_some(),
+        "alice's docker exec still running after her connection was cut\n{}",
+        gate.logs()
+    );
+    assert_cli_refused_again(&gate, &pki.alice, "certificate revoked");
 }

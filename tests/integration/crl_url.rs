@@ -1,10 +1,12 @@
 //! `--crl-url`: the root CRL comes from a small HTTP server in the test instead of a file.
 //! Downloads are refreshed (`--crl-refresh 2s`) and take effect at once; an outage keeps the
 //! cached copy in force, also across a restart; a download that is not a CRL of a
-//! `--tlscacert` CA is never cached.
+//! `--tlscacert` CA is never cached, nor an older CRL (rollback) or another CA's CRL
+//! (substitution) than the URL served before.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::expect::{assert_cli_refused_again, assert_cli_works, LOG_WAIT};
@@ -299,4 +301,89 @@ fn crl_from_cdp_downloads_the_distribution_points_of_the_ca_bundle() {
     gate.wait_for_log(&[&format!("CRL downloaded from {url}")], LOG_WAIT);
     assert_cli_works(&gate, &pki().alice);
     crate::common::expect::assert_cli_refused(&gate, &pki().mallory, "certificate revoked");
+}
+
+/// Rollback: the server (or anyone on the plain-http path) serves CRL 4096 again after 4100,
+/// which revoked alice. The older CRL is refused with an ERROR line and alice stays revoked,
+/// also after a restart (the newest number is kept in `--crl-cache`).
+#[test]
+fn older_crl_is_refused_also_after_a_restart() {
+    let pki = pki();
+    // Signed first, so that its thisUpdate is not after the newer one's.
+    let old = root_crl_der(4096, &[SERIAL_MALLORY]);
+    let server = CrlServer::start(old.clone());
+    let url = server.url("root.crl");
+    let cache = fresh_dir("crl-cache");
+    let downloaded = format!("CRL downloaded from {url} in ");
+
+    let mut gate = url_gate(&url, &cache).start();
+    gate.wait_for_log(&[&downloaded], LOG_WAIT);
+    assert_cli_works(&gate, &pki.alice);
+
+    thread::sleep(Duration::from_millis(1100)); // a later thisUpdate, to the second
+    server.serve(root_crl_der(4100, &[SERIAL_MALLORY, SERIAL_ALICE]));
+    gate.wait_for_log(&["CRL updated:", "number 4100"], REFRESH_WITHIN * 2);
+    assert_cli_refused_again(&gate, &pki.alice, "certificate revoked");
+
+    server.serve(old);
+    let line = gate.wait_for_log(
+        &[
+            "ERROR",
+            &format!("CRL download from {url} failed"),
+            "number 4096, lower than number 4100",
+        ],
+        REFRESH_WITHIN,
+    );
+    assert!(line.contains("rollback"), "{line}");
+    thread::sleep(Duration::from_secs(2)); // a reload, if one were coming, would be done
+    assert_cli_refused_again(&gate, &pki.alice, "certificate revoked");
+    assert!(
+        gate.logs_handle()
+            .lines_with(&["CRL updated:", ", number 4096,"])
+            .is_empty(),
+        "the old CRL was applied again:\n{}",
+        gate.logs()
+    );
+
+    // A restart while the server still serves the old CRL: the cache directory remembers 4100.
+    gate.kill();
+    let gate = url_gate(&url, &cache).start();
+    gate.wait_for_log(
+        &[
+            &format!("CRL download from {url} failed"),
+            "lower than number 4100",
+        ],
+        LOG_WAIT,
+    );
+    assert_cli_refused_again(&gate, &pki.alice, "certificate revoked");
+    assert_cli_works(&gate, &pki.carol);
+}
+
+/// Substitution: the URL of the intermediate's CRL serves the root's CRL (valid, signed by a
+/// CA in `--tlscacert`). It must not replace the intermediate's CRL: the URL is pinned to the
+/// intermediate. (It used to: bob, from the intermediate, was then refused as "revocation status
+/// unknown", or admitted unchecked with `--crl-allow-unknown`.)
+#[test]
+fn another_cas_crl_at_a_pinned_url_is_refused() {
+    let pki = pki();
+    let intermediate_crl = std::fs::read(&pki.intermediate_crl).unwrap();
+    let server = CrlServer::start(intermediate_crl);
+    let url = server.url("intermediate.crl");
+    let cache = fresh_dir("crl-cache");
+    let gate = url_gate(&url, &cache).crls(&[&pki.root_crl]).start();
+    gate.wait_for_log(&[&format!("CRL downloaded from {url} in ")], LOG_WAIT);
+    assert_cli_works(&gate, &pki.bob);
+
+    server.serve(root_crl_der(5, &[SERIAL_MALLORY]));
+    let line = gate.wait_for_log(
+        &["ERROR", &format!("CRL download from {url} failed")],
+        REFRESH_WITHIN,
+    );
+    assert!(
+        line.contains("substitution") && line.contains("dockgate test root CA"),
+        "{line}"
+    );
+    thread::sleep(Duration::from_secs(2));
+    assert_cli_works(&gate, &pki.bob);
+    assert_cli_refused_again(&gate, &pki.mallory, "certificate revoked");
 }

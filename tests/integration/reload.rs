@@ -183,3 +183,111 @@ fn sighup_reloads_at_once_and_nothing_else_does_without_polling() {
     assert_cli_refused_again(&gate, alice, "certificate revoked");
     gate.wait_for_log(&["CRL updated:", "number 2, 2 revoked"], LOG_WAIT);
 }
+
+/// A reload whose read fails once with an I/O error (injected by the debug build's test hook,
+/// as EMFILE would) is retried, and the new CRL takes effect within seconds: alice's session
+/// is cut and she is refused. It used to be recorded like a broken file and never retried until
+/// the files changed again, so a revoked client kept getting in.
+#[test]
+fn reload_that_cannot_read_its_files_is_retried() {
+    let pki = pki();
+    let files = LiveFiles::new();
+    let gate = files
+        .gate("1")
+        .env("DOCKGATE_TEST_FAIL_RELOAD_READS", "1")
+        .start();
+    let container = Docker::direct().run_detached(&["sleep", "600"]);
+    let mut alice_exec = exec_cat(&gate, &pki.alice, &container);
+    echo(&mut alice_exec, "alice before the revocation");
+
+    files.publish_root_crl(2, &[SERIAL_MALLORY, SERIAL_ALICE], Rewrite::Atomic);
+    let subject = format!("subject=\"{}\"", pki.alice.subject);
+    gate.wait_for_log(
+        &["connection cut", &subject, "reason=\"certificate revoked\""],
+        Duration::from_secs(8),
+    );
+    assert_cli_refused_again(&gate, &pki.alice, "certificate revoked");
+    let failed = gate.wait_for_log(&["ERROR", "reload failed (attempt 1)"], LOG_WAIT);
+    assert!(
+        failed.contains("cannot read") && failed.contains("retrying in 1s"),
+        "{failed}"
+    );
+    let logs = gate.logs_handle();
+    let failed_at = logs.text().find("reload failed (attempt 1)").unwrap();
+    let reloaded_at = logs
+        .text()
+        .find("TLS configuration reloaded (generation 1)")
+        .unwrap();
+    assert!(failed_at < reloaded_at, "{}", logs.text());
+}
+
+/// A client certificate that expires while its session is open: the session is cut within a
+/// couple of seconds of notAfter, by itself (no file changes, no reload), and logged with the
+/// reason. It used to stay open until some unrelated reload re-verified it.
+#[test]
+fn session_is_cut_when_its_certificate_expires() {
+    let dora = short_lived_client("dora", 12);
+    let gate = LiveFiles::new().gate("0").start();
+    let container = Docker::direct().run_detached(&["sleep", "600"]);
+    let mut exec =
+        Streaming::spawn_with_stdin(&mut Docker::via_cert_dir(&gate, &dora.0).command(&[
+            "exec",
+            "-i",
+            &container.name,
+            "cat",
+        ]));
+    echo(&mut exec, "dora while valid");
+    let until_expiry = dora.1.duration_since(SystemTime::now()).unwrap_or_default();
+    assert!(
+        until_expiry > Duration::from_secs(2),
+        "the certificate expired before the session was open; make it live longer"
+    );
+
+    let line = gate.wait_for_log(
+        &[
+            "connection cut",
+            "subject=\"CN=dora\"",
+            "reason=\"certificate expired\"",
+        ],
+        until_expiry + Duration::from_secs(5),
+    );
+    let late = SystemTime::now().duration_since(dora.1).unwrap_or_default();
+    assert!(
+        SystemTime::now() > dora.1,
+        "cut before the certificate expired: {line}"
+    );
+    eprintln!("cut {late:?} after notAfter");
+    assert!(
+        exec.wait_exit(Duration::from_secs(10)).is_some(),
+        "dora's docker exec still running after her connection was cut\n{}",
+        gate.logs()
+    );
+    assert!(
+        gate.logs_handle()
+            .lines_with(&["TLS configuration reloaded"])
+            .is_empty(),
+        "{}",
+        gate.logs()
+    );
+}
+
+/// A DOCKER_CERT_PATH for `name`, from the root CA, valid from a minute ago until
+/// `valid_for_secs` from now; and its notAfter.
+fn short_lived_client(name: &str, valid_for_secs: u64) -> (std::path::PathBuf, SystemTime) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, SerialNumber};
+    let now = unix_now();
+    let at = |secs: u64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(secs);
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.serial_number = Some(SerialNumber::from_slice(&[0x7e, 0x11, 0x0b]));
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = at(now - 60);
+    params.not_after = at(now + valid_for_secs);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &pki().root_issuer).unwrap();
+    let dir = crate::common::util::fresh_dir(name);
+    std::fs::write(dir.join("ca.pem"), std::fs::read(&pki().root_ca).unwrap()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    (dir, UNIX_EPOCH + Duration::from_secs(now + valid_for_secs))
+}

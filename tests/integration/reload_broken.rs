@@ -110,6 +110,20 @@ fn crl_from_other_ca_keeps_previous_crl() {
     eprintln!("{line}");
 }
 
+/// Rollback of a `--crl` file: CRL number 0, which revokes nobody, written after number 1,
+/// which revokes mallory. Refused (a lower cRLNumber than the one in force), so mallory stays
+/// out; it used to be installed like any new CRL.
+#[test]
+fn older_crl_number_keeps_previous_crl() {
+    let (files, gate) = started();
+    files.publish_root_crl(0, &[], Rewrite::Atomic);
+    let line = assert_reload_failed_keeping_previous(&gate, &files.root_crl, "--crl ");
+    assert!(
+        line.contains("number 0, lower than number 1") && line.contains("rollback"),
+        "{line}"
+    );
+}
+
 /// `--tlskey` replaced by a key that does not belong to `--tlscert`.
 #[test]
 fn mismatched_server_key_keeps_previous_certificate() {
@@ -126,4 +140,36 @@ fn mismatched_server_key_keeps_previous_certificate() {
         ),
     );
     eprintln!("{line}");
+}
+
+/// With `--crl-cache`, the newest CRL number accepted from a `--crl` file survives a restart:
+/// starting again with an older CRL in that file is refused (exit 2, naming the numbers), and
+/// the newer one starts.
+#[test]
+fn older_crl_file_after_a_restart_is_refused_with_crl_cache() {
+    let files = LiveFiles::new();
+    let cache = crate::common::util::fresh_dir("crl-history");
+    let gate = |files: &LiveFiles| {
+        files
+            .gate("0")
+            .flags(&["--crl-cache", cache.to_str().unwrap()])
+    };
+    files.publish_root_crl(5, &[SERIAL_MALLORY, SERIAL_ALICE], Rewrite::Atomic);
+    let mut first = gate(&files).start();
+    assert_cli_refused_again(&first, &pki().alice, "certificate revoked");
+    first.kill();
+
+    files.publish_root_crl(3, &[SERIAL_MALLORY], Rewrite::Atomic);
+    let out = gate(&files).run_to_exit();
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(&files.root_crl_name())
+            && out.stderr.contains("number 3, lower than number 5"),
+        "{}",
+        out.stderr
+    );
+
+    files.publish_root_crl(6, &[SERIAL_MALLORY, SERIAL_ALICE], Rewrite::Atomic);
+    let again = gate(&files).start();
+    assert_cli_refused_again(&again, &pki().alice, "certificate revoked");
 }

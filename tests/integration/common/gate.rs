@@ -87,6 +87,8 @@ pub struct GateBuilder {
     /// `None`: the private dockerd (started on first use).
     upstream: Option<String>,
     extra: Vec<String>,
+    /// Environment variables for the gate (test hooks of debug builds).
+    envs: Vec<(String, String)>,
 }
 
 impl GateBuilder {
@@ -100,6 +102,7 @@ impl GateBuilder {
             crls: vec![pki.root_crl.clone(), pki.intermediate_crl.clone()],
             upstream: None,
             extra: Vec::new(),
+            envs: Vec::new(),
         }
     }
 
@@ -165,13 +168,19 @@ impl GateBuilder {
         self
     }
 
+    /// An environment variable for the gate.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.envs.push((name.to_string(), value.to_string()));
+        self
+    }
+
     pub fn start(self) -> Gate {
-        Gate::start(self.args())
+        Gate::start_with_env(self.args(), &self.envs, LISTEN_TIMEOUT)
     }
 
     /// Starts the gate, allowing it `timeout` (instead of 10 s) to start listening.
     pub fn start_within(self, timeout: Duration) -> Gate {
-        Gate::start_within(self.args(), timeout)
+        Gate::start_with_env(self.args(), &self.envs, timeout)
     }
 
     /// Runs dockgate with these flags (and `--listen 127.0.0.1:0`, so a gate that wrongly
@@ -203,7 +212,16 @@ impl Gate {
 
     /// The same, allowing it `listen_timeout` to start listening.
     pub fn start_within(args: Vec<OsString>, listen_timeout: Duration) -> Gate {
+        Gate::start_with_env(args, &[], listen_timeout)
+    }
+
+    fn start_with_env(
+        args: Vec<OsString>,
+        envs: &[(String, String)],
+        listen_timeout: Duration,
+    ) -> Gate {
         let mut cmd = dockgate_command();
+        cmd.envs(envs.iter().map(|(k, v)| (k, v)));
         cmd.args(&args)
             .args(["--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())

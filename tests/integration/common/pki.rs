@@ -163,9 +163,21 @@ pub fn sign_crl(
     serials: &[&[u8]],
     next_update_in_secs: i64,
 ) -> rcgen::CertificateRevocationList {
+    let issued = (-3600i64).min(next_update_in_secs - 3600);
+    sign_crl_at(issuer, number, serials, issued, next_update_in_secs)
+}
+
+/// As `sign_crl`, with thisUpdate `this_update_in_secs` from now (negative: in the past).
+pub fn sign_crl_at(
+    issuer: &Issuer<'_, KeyPair>,
+    number: u64,
+    serials: &[&[u8]],
+    this_update_in_secs: i64,
+    next_update_in_secs: i64,
+) -> rcgen::CertificateRevocationList {
     let at =
         |secs: i64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(epoch_secs_plus(secs));
-    let issued = (-3600i64).min(next_update_in_secs - 3600);
+    let issued = this_update_in_secs;
     CertificateRevocationListParams {
         this_update: at(issued),
         next_update: at(next_update_in_secs),
