@@ -365,8 +365,16 @@ mod tests {
     /// What a reader splitting on every Unicode line break (Python's `splitlines()`, JSON
     /// consumers that choke on U+2028, a terminal applying bidi overrides) would trip over.
     const HOSTILE: [char; 10] = [
-        '\u{85}', '\u{2028}', '\u{2029}', '\u{202e}', '\u{200b}', '\u{200f}', '\u{2066}',
-        '\u{feff}', '\u{1b}', '\u{e0041}',
+        '\u{85}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{202e}',
+        '\u{200b}',
+        '\u{200f}',
+        '\u{2066}',
+        '\u{feff}',
+        '\u{1b}',
+        '\u{e0041}',
     ];
 
     #[test]
