@@ -268,14 +268,20 @@ struct Forwarded {
 struct Upload {
     /// Body bytes written to Docker so far.
     bytes: AtomicU64,
-    /// The client failed or went away in the middle of the body; the request side then aborts
-    /// the upstream connection, and the response side must not blame Docker for what follows.
+    /// The client's connection failed (a reset, a broken TLS record, an end in the middle of
+    /// the body) while this was the latest exchange. The request side sets it before it aborts
+    /// the upstream connection, so the response side, which then sees Docker's side fail, does
+    /// not blame Docker.
     client_aborted: AtomicBool,
 }
 
 impl Upload {
     fn client_aborted(&self) -> bool {
         self.client_aborted.load(Ordering::SeqCst)
+    }
+
+    fn mark_client_aborted(&self) {
+        self.client_aborted.store(true, Ordering::SeqCst);
     }
 }
 
@@ -467,7 +473,7 @@ impl Connection {
                 warn!("peer={}: request not forwarded: {e}", self.client.peer);
                 return RequestsEnd::Broken;
             }
-            if let Some(end) = self.await_verdicts(&mut undecided, verdicts) {
+            if let Some(end) = self.await_verdicts(&mut undecided, verdicts, &upload) {
                 return end;
             }
             request = match head::read_request(&mut self.inbound) {
@@ -476,7 +482,10 @@ impl Connection {
                 Err(e) => {
                     return match self.refusal(&e) {
                         Some((status, message)) => RequestsEnd::Refused { status, message },
-                        None => RequestsEnd::Broken,
+                        None => {
+                            upload.mark_client_aborted();
+                            RequestsEnd::Broken
+                        }
                     }
                 }
             };
@@ -495,17 +504,26 @@ impl Connection {
         &mut self,
         undecided: &mut usize,
         verdicts: &Receiver<bool>,
+        latest: &Upload,
     ) -> Option<RequestsEnd> {
-        // An error or the end of the stream shows again in the next read (or in the raw copy).
-        let _ = self.inbound.fill();
+        let next = self.inbound.fill().map(|bytes| bytes.is_empty());
         while *undecided > 0 {
             match verdicts.recv() {
+                // The raw copy starts with what is buffered, and meets the end or the error
+                // of the client's stream itself.
                 Ok(true) => return Some(RequestsEnd::Hijacked),
                 Ok(false) => *undecided -= 1,
                 Err(_) => return Some(RequestsEnd::Broken),
             }
         }
-        None
+        match next {
+            Ok(false) => None,
+            Ok(true) => Some(RequestsEnd::ClientDone),
+            Err(_) => {
+                latest.mark_client_aborted();
+                Some(RequestsEnd::Broken)
+            }
+        }
     }
 
     /// Sends one request head unchanged and relays its body, counting the body bytes in
@@ -533,7 +551,7 @@ impl Connection {
             Err(RelayError::Source(_) | RelayError::Malformed(_))
         ) {
             // Before the caller aborts the upstream connection (see `Upload`).
-            upload.client_aborted.store(true, Ordering::SeqCst);
+            upload.mark_client_aborted();
         }
         result
     }

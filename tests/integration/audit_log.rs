@@ -279,3 +279,55 @@ fn huge_claimed_subject_is_capped_in_the_refusal_line() {
         line.len()
     );
 }
+
+/// Build-time variables often carry tokens: `buildargs` values never reach the log (the build
+/// itself gets them).
+#[test]
+fn buildargs_values_are_not_logged() {
+    let gate = Gate::standard();
+    let dir = fresh_dir("buildargs");
+    let context = dir.join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {TEST_IMAGE}\nARG TOKEN\nRUN echo \"token length ${{#TOKEN}}\"\n"),
+    )
+    .unwrap();
+    let tar = dir.join("context.tar");
+    let out = run_with_timeout(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(&context)
+            .arg("Dockerfile"),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "tar: {}", out.stderr);
+    let tar = std::fs::read(&tar).unwrap();
+    let secret = "s3cr3t-build-token";
+    let tag = unique_name("buildargs");
+    let mut request = format!(
+        "POST /v1.41/build?t={tag}&rm=1&buildargs=%7B%22TOKEN%22%3A%22{secret}%22%7D HTTP/1.1\r\n\
+         Host: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        tar.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&tar);
+    let out = exchange(gate.port, Some(&pki().alice), &request);
+    let _ = Docker::direct().run(&["rmi", "-f", &tag]);
+    assert_eq!(out.status(), Some(200), "{}", out.text());
+    assert!(
+        out.text().contains("token length 18"),
+        "the build did not get its argument: {}",
+        out.text()
+    );
+    let line = gate.wait_for_log(&[" request peer=", "/v1.41/build?"], LOG_WAIT);
+    assert!(line.contains("buildargs=REDACTED"), "{line}");
+    assert!(
+        !gate.logs().contains(secret),
+        "build argument in the log:\n{}",
+        gate.logs()
+    );
+}
