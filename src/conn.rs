@@ -349,7 +349,7 @@ impl Connection {
                 audit::request(&audit::Exchange {
                     client: &self.client,
                     method: &first.method,
-                    target: &LoggedTarget::new(&first.target),
+                    target: &LoggedTarget::new(first.target.clone()),
                     status: Some(502),
                     bytes_in: 0,
                     bytes_out: 0,
@@ -449,7 +449,7 @@ impl Connection {
         let mut undecided = 0usize;
         loop {
             let upload = Arc::new(Upload::default());
-            let target = LoggedTarget::new(&request.target);
+            let target = LoggedTarget::new(std::mem::take(&mut request.target));
             self.live
                 .set_activity(format!("request {} {}", request.method, target.path));
             let announced = match request.framing {

@@ -24,7 +24,20 @@ pub struct LoggedTarget {
 }
 
 impl LoggedTarget {
-    pub fn new(target: &str) -> LoggedTarget {
+    /// Takes the target as sent; the common case (nothing encoded, nothing secret) keeps the
+    /// string without a copy.
+    pub fn new(target: String) -> LoggedTarget {
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        if !path.contains('%') && !query.split('&').any(is_secret) {
+            return LoggedTarget {
+                path: target,
+                raw: None,
+            };
+        }
+        LoggedTarget::rewritten(&target)
+    }
+
+    fn rewritten(target: &str) -> LoggedTarget {
         let (path, query) = match target.split_once('?') {
             Some((path, query)) => (path, Some(redact_query(query))),
             None => (target, None),
@@ -81,13 +94,18 @@ fn hex_pair(pair: Option<&[u8]>) -> Option<u8> {
     u8::from_str_radix(pair, 16).ok()
 }
 
+/// A `name=value` pair of a query whose value must not be logged.
+fn is_secret(pair: &str) -> bool {
+    let name = pair.split('=').next().unwrap_or("");
+    if !name.contains(['%', '+']) {
+        return SECRET_PARAMETERS.contains(&name);
+    }
+    SECRET_PARAMETERS.contains(&percent_decode(&name.replace('+', " ")).as_ref())
+}
+
 /// The query with the values of `SECRET_PARAMETERS` replaced (pairs are split on `&`, as Go's
 /// query parser does; a `+` in a name is a space there).
 fn redact_query(query: &str) -> Cow<'_, str> {
-    let is_secret = |pair: &str| {
-        let name = pair.split('=').next().unwrap_or("").replace('+', " ");
-        SECRET_PARAMETERS.contains(&percent_decode(&name).as_ref())
-    };
     if !query.split('&').any(is_secret) {
         return Cow::Borrowed(query);
     }
@@ -106,7 +124,7 @@ mod tests {
     use super::*;
 
     fn logged(target: &str) -> (String, Option<String>) {
-        let t = LoggedTarget::new(target);
+        let t = LoggedTarget::new(target.to_string());
         (t.path, t.raw)
     }
 
