@@ -111,13 +111,15 @@ fn exchange_fields<'a>(
     method: &'a str,
     target: &'a LoggedTarget,
 ) -> Fields<'a> {
-    let mut fields = vec![
+    // Room for every field of the longest record, so the vector is allocated once.
+    let mut fields = Vec::with_capacity(12);
+    fields.extend([
         ("peer", Value::from_display(&client.peer)),
         ("subject", Value::from(client.identity.subject.as_str())),
         ("serial", Value::from(client.identity.serial.as_str())),
         ("method", Value::from(method)),
         ("path", Value::from(target.path.as_str())),
-    ];
+    ]);
     if let Some(raw) = &target.raw {
         fields.push(("raw_path", Value::from(raw.as_str())));
     }

@@ -64,12 +64,25 @@ fn assert_no_plain_request_line(gate: &Gate, needle: &str) {
     assert!(plain.is_empty(), "logged as a plain request: {plain:?}");
 }
 
-/// `docker exec` as an attacker would start it: the path spelled `st%61rt`, and no `Upgrade`
-/// header, so dockerd answers the legacy raw `200`. The stream must work, the session must be
-/// logged at its start and end under the path dockerd routed on, and the bytes the client sends
-/// afterwards (which look like HTTP) must reach the process, not be parsed as requests.
-#[test]
-fn encoded_exec_start_is_logged_as_a_session_with_the_decoded_path() {
+/// How a test spells its exec start request.
+struct ExecStart {
+    /// The path with `{id}` for the exec ID, as sent.
+    raw_path: &'static str,
+    /// The path dockerd routes on.
+    decoded_path: &'static str,
+    /// `HTTP/1.1` or `HTTP/1.0`.
+    version: &'static str,
+    /// Extra header lines, each ending in CRLF.
+    headers: &'static str,
+    /// The status dockerd answers with (101 with `Upgrade`, the legacy raw 200 without).
+    status: u16,
+}
+
+/// `docker exec` started as an attacker would: the stream must work, the session must be logged
+/// at its start and end under the path dockerd routed on (with the path as sent next to it), and
+/// the bytes the client sends afterwards (which look like HTTP) must reach the process, not be
+/// parsed as requests.
+fn exec_start_is_a_logged_session(how: ExecStart) {
     let gate = Gate::standard();
     let alice = &pki().alice;
     let container = Docker::direct().run_detached(&["sleep", "600"]);
@@ -83,24 +96,27 @@ fn encoded_exec_start_is_logged_as_a_session_with_the_decoded_path() {
     let id: serde_json::Value = serde_json::from_str(&body).unwrap();
     let id = id["Id"].as_str().unwrap().to_string();
 
-    let raw_path = format!("/v1.41/exec/{id}/st%61rt");
+    let raw_path = how.raw_path.replace("{id}", &id);
+    let decoded_path = how.decoded_path.replace("{id}", &id);
     let mut session = RawTls::connect(gate.port, Some(alice));
     let start = r#"{"Detach":false,"Tty":false}"#;
     session
         .send(
             format!(
-                "POST {raw_path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{start}",
+                "POST {raw_path} {}\r\nHost: x\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{start}",
+                how.version,
+                how.headers,
                 start.len()
             )
             .as_bytes(),
         )
         .unwrap();
     let (status, head) = session.read_head();
-    assert_eq!(status, 200, "{head}\n{}", gate.logs());
+    assert_eq!(status, how.status, "{head}\n{}", gate.logs());
     let started = gate.wait_for_log(&["session start", &id], LOG_WAIT);
     assert!(
-        started.contains(&format!(" path=/v1.41/exec/{id}/start "))
-            && started.contains(&format!(" raw_path={raw_path}")),
+        started.contains(&format!(" path={decoded_path} "))
+            && started.contains(&format!(" raw_path={raw_path} ")),
         "{started}"
     );
 
@@ -112,13 +128,46 @@ fn encoded_exec_start_is_logged_as_a_session_with_the_decoded_path() {
     session.half_close_notify();
     let _ = session.read_to_close();
     let ended = gate.wait_for_log(&["session end", &id], LOG_WAIT);
-    assert!(
-        ended.contains(&format!(" path=/v1.41/exec/{id}/start ")),
-        "{ended}"
-    );
+    assert!(ended.contains(&format!(" path={decoded_path} ")), "{ended}");
     assert!(log_number(&ended, "bytes_in") >= 35, "{ended}");
-    assert_no_plain_request_line(&gate, &format!("/exec/{id}/"));
+    assert_no_plain_request_line(&gate, &id);
     assert_no_plain_request_line(&gate, "/v1.41/info");
+}
+
+/// `st%61rt` and no `Upgrade` header: dockerd answers the legacy raw `200`.
+#[test]
+fn encoded_exec_start_is_logged_as_a_session_with_the_decoded_path() {
+    exec_start_is_a_logged_session(ExecStart {
+        raw_path: "/v1.41/exec/{id}/st%61rt",
+        decoded_path: "/v1.41/exec/{id}/start",
+        version: "HTTP/1.1",
+        headers: "",
+        status: 200,
+    });
+}
+
+/// HTTP/1.0, `%65xec`, and `Connection: Upgrade` without an `Upgrade` header (legacy `200`).
+#[test]
+fn encoded_exec_start_over_http_1_0_is_logged_as_a_session() {
+    exec_start_is_a_logged_session(ExecStart {
+        raw_path: "/v1.41/%65xec/{id}/start",
+        decoded_path: "/v1.41/exec/{id}/start",
+        version: "HTTP/1.0",
+        headers: "Connection: Upgrade\r\n",
+        status: 200,
+    });
+}
+
+/// No version prefix, `%2F` before `start`, and a lowercase `upgrade: tcp` (dockerd answers 101).
+#[test]
+fn encoded_exec_start_with_upgrade_is_logged_with_the_decoded_path() {
+    exec_start_is_a_logged_session(ExecStart {
+        raw_path: "/exec/{id}%2Fstart",
+        decoded_path: "/exec/{id}/start",
+        version: "HTTP/1.1",
+        headers: "connection: upgrade\r\nupgrade: tcp\r\n",
+        status: 101,
+    });
 }
 
 /// `attach` with `Upgrade: tcp` under `/v1.41/%63ontainers/NAME%2F%61ttach`: logged under
