@@ -1,11 +1,25 @@
-//! Who did what: one structured log record per request, per hijacked session (start and end)
-//! and per refused handshake. See `logging` for how records are rendered and what they may hold.
+//! Who did what: the structured audit records. See `logging` for how records are rendered
+//! (escaped, values capped) and README "Logs" for the fields.
+//!
+//! - `request start`: an exchange that may run long (a chunked or large upload, or a response
+//!   streamed without a length: `/events`, `logs -f`, `build`, `wait`, `pull`...), written when
+//!   it starts, so that nothing in flight is missing from the log if the gate stops;
+//! - `request`: every exchange when it ends, with the bytes that actually moved each way and its
+//!   `outcome` (`complete`, `client_aborted`, `upstream_closed`);
+//! - `session start` / `session end`: a connection dockerd switched to a raw stream (attach,
+//!   exec, BuildKit), recognised from dockerd's answer, never from the path;
+//! - `handshake refused`: with the subject and serial the refused certificate claims.
+//!
+//! Paths are logged decoded, as dockerd routes them, with `raw_path` (the target as sent) when
+//! that differs; `buildargs` values are redacted (see `http::target`).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use log::{info, warn};
+use log::kv::Value;
+use log::{Level, Record};
 
+use crate::http::target::LoggedTarget;
 use crate::tls::identity::PeerIdentity;
 
 const TARGET: &str = "dockgate::audit";
@@ -17,66 +31,127 @@ pub struct Client {
     pub identity: PeerIdentity,
 }
 
-/// One request/response exchange, logged when the response is complete.
+/// How an exchange or a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything was relayed both ways.
+    Complete,
+    /// The client went away (reset, close, or a failed read or write on its side) first.
+    ClientAborted,
+    /// Docker closed or failed first (before or during its answer).
+    UpstreamClosed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::ClientAborted => "client_aborted",
+            Outcome::UpstreamClosed => "upstream_closed",
+        }
+    }
+}
+
+/// One request/response exchange or session, as its records need it.
 pub struct Exchange<'a> {
     pub client: &'a Client,
     pub method: &'a str,
-    pub target: &'a str,
-    pub status: u16,
+    pub target: &'a LoggedTarget,
+    /// The status the client was sent (dockerd's, or the gate's own 502); `None` when no
+    /// answer was sent, e.g. the client went away before Docker answered.
+    pub status: Option<u16>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub started: Instant,
+    pub outcome: Outcome,
 }
 
+/// A long-running exchange has started (`status`: dockerd's, once its head is in).
+pub fn request_start(client: &Client, method: &str, target: &LoggedTarget, status: Option<u16>) {
+    let mut fields = exchange_fields(client, method, target);
+    if let Some(status) = status {
+        fields.push(("status", Value::from(status)));
+    }
+    emit(Level::Info, "request start", &fields);
+}
+
+/// An exchange has ended.
 pub fn request(e: &Exchange<'_>) {
-    info!(target: TARGET,
-        peer:% = e.client.peer,
-        subject = e.client.identity.subject.as_str(),
-        serial = e.client.identity.serial.as_str(),
-        method = e.method,
-        path = e.target,
-        status = e.status,
-        bytes_in = e.bytes_in,
-        bytes_out = e.bytes_out,
-        duration_ms = millis(e.started);
-        "request");
+    emit(Level::Info, "request", &end_fields(e, true));
 }
 
 /// A response switched the connection to a raw stream (attach, exec, BuildKit session).
-pub fn session_start(client: &Client, method: &str, target: &str, status: u16) {
-    info!(target: TARGET,
-        peer:% = client.peer,
-        subject = client.identity.subject.as_str(),
-        serial = client.identity.serial.as_str(),
-        method = method,
-        path = target,
-        status = status;
-        "session start");
+pub fn session_start(client: &Client, method: &str, target: &LoggedTarget, status: u16) {
+    let mut fields = exchange_fields(client, method, target);
+    fields.push(("status", Value::from(status)));
+    emit(Level::Info, "session start", &fields);
 }
 
 pub fn session_end(e: &Exchange<'_>) {
-    info!(target: TARGET,
-        peer:% = e.client.peer,
-        subject = e.client.identity.subject.as_str(),
-        serial = e.client.identity.serial.as_str(),
-        method = e.method,
-        path = e.target,
-        bytes_in = e.bytes_in,
-        bytes_out = e.bytes_out,
-        duration_ms = millis(e.started);
-        "session end");
+    emit(Level::Info, "session end", &end_fields(e, false));
 }
 
-pub fn handshake_refused(peer: SocketAddr, reason: &str, identity: Option<&PeerIdentity>) {
-    match identity {
-        Some(id) => warn!(target: TARGET,
-            peer:% = peer,
-            reason = reason,
-            subject = id.subject.as_str(),
-            serial = id.serial.as_str();
-            "handshake refused"),
-        None => warn!(target: TARGET, peer:% = peer, reason = reason; "handshake refused"),
+/// A refused handshake; the identity is what the certificate claims (it was not accepted).
+pub fn handshake_refused(peer: SocketAddr, reason: &str, claimed: Option<&PeerIdentity>) {
+    let mut fields = vec![
+        ("peer", Value::from_display(&peer)),
+        ("reason", Value::from(reason)),
+    ];
+    if let Some(id) = claimed {
+        fields.push(("claimed_subject", Value::from(id.subject.as_str())));
+        fields.push(("claimed_serial", Value::from(id.serial.as_str())));
     }
+    emit(Level::Warn, "handshake refused", &fields);
+}
+
+type Fields<'a> = Vec<(&'static str, Value<'a>)>;
+
+fn exchange_fields<'a>(
+    client: &'a Client,
+    method: &'a str,
+    target: &'a LoggedTarget,
+) -> Fields<'a> {
+    // Room for every field of the longest record, so the vector is allocated once.
+    let mut fields = Vec::with_capacity(12);
+    fields.extend([
+        ("peer", Value::from_display(&client.peer)),
+        ("subject", Value::from(client.identity.subject.as_str())),
+        ("serial", Value::from(client.identity.serial.as_str())),
+        ("method", Value::from(method)),
+        ("path", Value::from(target.path.as_str())),
+    ]);
+    if let Some(raw) = &target.raw {
+        fields.push(("raw_path", Value::from(raw.as_str())));
+    }
+    fields
+}
+
+fn end_fields<'a>(e: &'a Exchange<'a>, with_status: bool) -> Fields<'a> {
+    let mut fields = exchange_fields(e.client, e.method, e.target);
+    if let (true, Some(status)) = (with_status, e.status) {
+        fields.push(("status", Value::from(status)));
+    }
+    fields.push(("bytes_in", Value::from(e.bytes_in)));
+    fields.push(("bytes_out", Value::from(e.bytes_out)));
+    fields.push(("duration_ms", Value::from(millis(e.started))));
+    fields.push(("outcome", Value::from(e.outcome.as_str())));
+    fields
+}
+
+/// Logs one record with exactly these fields (optional ones are left out rather than written
+/// as `None`).
+fn emit(level: Level, event: &str, fields: &Fields<'_>) {
+    if !log::log_enabled!(target: TARGET, level) {
+        return;
+    }
+    log::logger().log(
+        &Record::builder()
+            .level(level)
+            .target(TARGET)
+            .args(format_args!("{event}"))
+            .key_values(fields)
+            .build(),
+    );
 }
 
 fn millis(started: Instant) -> u64 {

@@ -11,15 +11,19 @@
 //! The request side tells the response side, through a queue (`exchanges`), which request each
 //! response answers (its method decides whether a body follows) and hands it the gate's own
 //! refusals, so that every answer leaves in order. When a response switches the connection to
-//! a raw stream (`101 UPGRADED`, or the legacy `200` raw-stream answer to attach and exec
-//! start), each thread turns into one direction of a plain byte copy (see `relay`).
+//! a raw stream (`101 UPGRADED`, or a `200` with a raw-stream content type and no framing, the
+//! legacy answer to attach and exec start), each thread turns into one direction of a plain
+//! byte copy (see `relay`). Only dockerd's answer decides this, whatever the path looks like
+//! (dockerd routes on the percent-decoded path: `/exec/ID/st%61rt` is exec start); so the
+//! response side reports a verdict for every request, and the request side reads the client's
+//! next bytes as HTTP only once every request before them is known not to have switched.
 //!
 //! Nothing reaches Docker before the handshake has verified the client certificate, and the
 //! upstream connection is only opened once a first complete request head has arrived.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread;
@@ -29,11 +33,12 @@ use log::{debug, error, warn};
 use rustls::pki_types::CertificateDer;
 use rustls::{ServerConfig, ServerConnection};
 
-use crate::audit::{self, Client};
+use crate::audit::{self, Client, Outcome};
 use crate::gate::{Gate, HandshakeSlot};
 use crate::http::body::{self, RelayError};
 use crate::http::head::{self, Framing, HeadError, RequestHead, MAX_HEAD};
 use crate::http::inbound::Inbound;
+use crate::http::target::LoggedTarget;
 use crate::http::write_error;
 use crate::net;
 use crate::registry::{LiveConn, Registration};
@@ -68,6 +73,9 @@ pub const SESSION_THREAD_STACK: usize = 128 * 1024;
 /// The buffer only grows this large during a transfer (see `Inbound`); heads stay limited to
 /// `MAX_HEAD`. Docker's side keeps `MAX_HEAD`: 256 KiB measured no faster there.
 const CLIENT_BUFFER: usize = 256 * 1024;
+/// Request bodies from this size on get a `request start` record (chunked ones always do): an
+/// upload this large may take long, and must be in the log while it runs.
+const LARGE_UPLOAD: u64 = 1024 * 1024;
 
 /// Serves one accepted TCP connection: runs the handshake on this thread, then carries the
 /// session on to fresh session threads (which serve it until both directions have ended) and
@@ -247,24 +255,53 @@ struct Connection {
 /// A request on its way to Docker, as the response side needs it.
 struct Forwarded {
     method: String,
-    target: String,
-    may_hijack: bool,
+    target: LoggedTarget,
     started: Instant,
     /// Filled in by the request side as the body goes through.
-    bytes_in: Arc<AtomicU64>,
+    upload: Arc<Upload>,
+    /// A `request start` record was written when the request was forwarded.
+    announced: bool,
+}
+
+/// How the request body of one exchange went, as the request side reports it.
+#[derive(Default)]
+struct Upload {
+    /// Body bytes written to Docker so far.
+    bytes: AtomicU64,
+    /// The client's connection failed (a reset, a broken TLS record, an end in the middle of
+    /// the body) while this was the latest exchange. The request side sets it before it aborts
+    /// the upstream connection, so the response side, which then sees Docker's side fail, does
+    /// not blame Docker.
+    client_aborted: AtomicBool,
+}
+
+impl Upload {
+    fn client_aborted(&self) -> bool {
+        self.client_aborted.load(Ordering::SeqCst)
+    }
+
+    fn mark_client_aborted(&self) {
+        self.client_aborted.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Forwarded {
     /// The audit line for this request, once its response is complete (or failed).
-    fn log(&self, client: &Client, status: u16, bytes_out: u64) {
+    fn log(&self, client: &Client, status: Option<u16>, bytes_out: u64, outcome: Outcome) {
+        let outcome = if self.upload.client_aborted() {
+            Outcome::ClientAborted
+        } else {
+            outcome
+        };
         audit::request(&audit::Exchange {
             client,
             method: &self.method,
             target: &self.target,
             status,
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_in: self.upload.bytes.load(Ordering::Relaxed),
             bytes_out,
             started: self.started,
+            outcome,
         });
     }
 }
@@ -284,10 +321,11 @@ enum RequestsEnd {
 /// How the response side stopped, with what the session log needs.
 struct Hijack {
     method: String,
-    target: String,
+    target: LoggedTarget,
     started: Instant,
-    bytes_in: Arc<AtomicU64>,
+    upload: Arc<Upload>,
     bytes_out: u64,
+    outcome: Outcome,
 }
 
 impl Connection {
@@ -311,11 +349,12 @@ impl Connection {
                 audit::request(&audit::Exchange {
                     client: &self.client,
                     method: &first.method,
-                    target: &first.target,
-                    status: 502,
+                    target: &LoggedTarget::new(first.target.clone()),
+                    status: Some(502),
                     bytes_in: 0,
                     bytes_out: 0,
                     started: Instant::now(),
+                    outcome: Outcome::UpstreamClosed,
                 });
                 return self.close(writer);
             }
@@ -343,7 +382,7 @@ impl Connection {
 
         let mut upstream_writer = conn.writer;
         let end = self.forward_requests(first, &mut *upstream_writer, &exchanges, &verdicts);
-        let bytes_in_raw = match end {
+        let (bytes_in_raw, outcome_in) = match end {
             RequestsEnd::Hijacked => {
                 // The queue and the channel are done with; a session may last hours.
                 drop((exchanges, verdicts));
@@ -357,32 +396,40 @@ impl Connection {
                     // to close (a named pipe or another proxy may never do so).
                     upstream_writer.abort();
                 }
-                0
+                (0, Outcome::Complete)
             }
             RequestsEnd::Refused { status, message } => {
                 if exchanges.finish(Some((status, message))) {
                     // Wake the response side, which then answers the refusal.
                     upstream_writer.abort();
                 }
-                0
+                (0, Outcome::Complete)
             }
             RequestsEnd::Broken => {
                 exchanges.finish(None);
                 upstream_writer.abort();
-                0
+                (0, Outcome::ClientAborted)
             }
         };
         let hijack = response_thread.join().unwrap_or(None);
         if let Some(session) = hijack {
-            session.bytes_in.fetch_add(bytes_in_raw, Ordering::Relaxed);
+            // Whichever direction failed says how the session ended; the client's side first.
+            let outcome = match (outcome_in, session.outcome) {
+                (Outcome::ClientAborted, _) | (_, Outcome::ClientAborted) => Outcome::ClientAborted,
+                (Outcome::UpstreamClosed, _) | (_, Outcome::UpstreamClosed) => {
+                    Outcome::UpstreamClosed
+                }
+                _ => Outcome::Complete,
+            };
             audit::session_end(&audit::Exchange {
                 client: &self.client,
                 method: &session.method,
                 target: &session.target,
-                status: 101,
-                bytes_in: session.bytes_in.load(Ordering::Relaxed),
+                status: Some(101),
+                bytes_in: session.upload.bytes.load(Ordering::Relaxed) + bytes_in_raw,
                 bytes_out: session.bytes_out,
                 started: session.started,
+                outcome,
             });
         }
         self.linger();
@@ -398,30 +445,36 @@ impl Connection {
         verdicts: &Receiver<bool>,
     ) -> RequestsEnd {
         let mut request = first;
+        // Requests forwarded whose verdict (did the answer switch to a raw stream?) is not in.
+        let mut undecided = 0usize;
         loop {
-            let bytes_in = Arc::new(AtomicU64::new(0));
+            let upload = Arc::new(Upload::default());
+            let target = LoggedTarget::new(std::mem::take(&mut request.target));
             self.live
-                .set_activity(format!("request {} {}", request.method, request.target));
+                .set_activity(format!("request {} {}", request.method, target.path));
+            let announced = match request.framing {
+                Framing::Chunked => true,
+                Framing::Length(n) => n >= LARGE_UPLOAD,
+                Framing::None | Framing::UntilClose => false,
+            };
+            if announced {
+                audit::request_start(&self.client, &request.method, &target, None);
+            }
             let forwarded = Forwarded {
                 method: std::mem::take(&mut request.method),
-                target: std::mem::take(&mut request.target),
-                may_hijack: request.may_hijack,
+                target,
                 started: Instant::now(),
-                bytes_in: bytes_in.clone(),
+                upload: upload.clone(),
+                announced,
             };
             exchanges.forward(forwarded);
-            if let Err(e) = self.forward_one(&request, upstream, &bytes_in) {
+            undecided += 1;
+            if let Err(e) = self.forward_one(&request, upstream, &upload) {
                 warn!("peer={}: request not forwarded: {e}", self.client.peer);
                 return RequestsEnd::Broken;
             }
-            if request.may_hijack {
-                // The client sends raw bytes only after a 101, so nothing more may be parsed
-                // as HTTP until the response side has seen the answer.
-                match verdicts.recv() {
-                    Ok(true) => return RequestsEnd::Hijacked,
-                    Ok(false) => {}
-                    Err(_) => return RequestsEnd::Broken,
-                }
+            if let Some(end) = self.await_verdicts(&mut undecided, verdicts, &upload) {
+                return end;
             }
             request = match head::read_request(&mut self.inbound) {
                 Ok(Some(next)) => next,
@@ -429,32 +482,78 @@ impl Connection {
                 Err(e) => {
                     return match self.refusal(&e) {
                         Some((status, message)) => RequestsEnd::Refused { status, message },
-                        None => RequestsEnd::Broken,
+                        None => {
+                            upload.mark_client_aborted();
+                            RequestsEnd::Broken
+                        }
                     }
                 }
             };
         }
     }
 
-    /// Sends one request head unchanged and relays its body.
+    /// Waits until the response side has said, for every request forwarded, whether its answer
+    /// switched the connection to a raw stream; `Some` when one did (or the response side is
+    /// gone), and the client's next bytes are then no HTTP.
+    ///
+    /// It first waits for those next bytes (or the client's end): a client sends its next
+    /// request only after it has read the answer to the last one, so the verdict is in by then
+    /// and taking it costs no extra wake-up; and bytes a client sends before a `101` stay
+    /// unparsed in the buffer until it is known what they are.
+    fn await_verdicts(
+        &mut self,
+        undecided: &mut usize,
+        verdicts: &Receiver<bool>,
+        latest: &Upload,
+    ) -> Option<RequestsEnd> {
+        let next = self.inbound.fill().map(|bytes| bytes.is_empty());
+        while *undecided > 0 {
+            match verdicts.recv() {
+                // The raw copy starts with what is buffered, and meets the end or the error
+                // of the client's stream itself.
+                Ok(true) => return Some(RequestsEnd::Hijacked),
+                Ok(false) => *undecided -= 1,
+                Err(_) => return Some(RequestsEnd::Broken),
+            }
+        }
+        match next {
+            Ok(false) => None,
+            Ok(true) => Some(RequestsEnd::ClientDone),
+            Err(_) => {
+                latest.mark_client_aborted();
+                Some(RequestsEnd::Broken)
+            }
+        }
+    }
+
+    /// Sends one request head unchanged and relays its body, counting the body bytes in
+    /// `upload` (also when the body is cut).
     fn forward_one(
         &mut self,
         request: &RequestHead,
         upstream: &mut dyn UpstreamWrite,
-        bytes_in: &AtomicU64,
+        upload: &Upload,
     ) -> Result<(), RelayError> {
         upstream
             .write_all(&self.inbound.buffered()[..request.len])
             .map_err(RelayError::Sink)?;
         self.inbound.consume(request.len);
-        let sent = match request.framing {
-            Framing::None => 0,
-            Framing::Length(n) => body::relay_length(&mut self.inbound, upstream, n)?,
-            Framing::Chunked => body::relay_chunked(&mut self.inbound, upstream)?,
+        let mut sent = 0;
+        let result = match request.framing {
+            Framing::None => Ok(()),
+            Framing::Length(n) => body::relay_length(&mut self.inbound, upstream, n, &mut sent),
+            Framing::Chunked => body::relay_chunked(&mut self.inbound, upstream, &mut sent),
             Framing::UntilClose => unreachable!("requests are never close-delimited"),
         };
-        bytes_in.store(sent, Ordering::Relaxed);
-        Ok(())
+        upload.bytes.store(sent, Ordering::Relaxed);
+        if matches!(
+            result,
+            Err(RelayError::Source(_) | RelayError::Malformed(_))
+        ) {
+            // Before the caller aborts the upstream connection (see `Upload`).
+            upload.mark_client_aborted();
+        }
+        result
     }
 
     /// The answer to a request head the gate refuses; `None` when the client just went away.
@@ -603,13 +702,14 @@ impl ResponseSide {
                     )
                 }
             };
-            let hijacked = request.may_hijack
-                && (response.status == 101
-                    || (response.status == 200
-                        && response.raw_stream
-                        && response.framing == Framing::UntilClose));
+            // dockerd's answer alone says whether the connection is now a raw stream (the
+            // request path may be spelled in ways only dockerd decodes).
+            let hijacked = response.status == 101
+                || (response.status == 200
+                    && response.raw_stream
+                    && response.framing == Framing::UntilClose);
             let interim = (100..200).contains(&response.status) && !hijacked;
-            if request.may_hijack && !interim {
+            if !interim {
                 // Tell the request side whether to keep parsing HTTP or to copy raw bytes.
                 let _ = self.verdicts.send(hijacked);
             }
@@ -620,8 +720,10 @@ impl ResponseSide {
                     &request.target,
                     response.status,
                 );
-                self.live
-                    .set_activity(format!("session {} {}", request.method, request.target));
+                self.live.set_activity(format!(
+                    "session {} {}",
+                    request.method, request.target.path
+                ));
                 let head_len = response.len;
                 if self
                     .writer
@@ -650,6 +752,17 @@ impl ResponseSide {
     }
 
     fn relay_final(&mut self, request: &Forwarded, response: head::ResponseHead) -> ResponseEnd {
+        let streamed = matches!(response.framing, Framing::Chunked | Framing::UntilClose);
+        if streamed && !request.announced {
+            // A body without a length may run for hours (`/events`, `logs -f`, `wait`).
+            audit::request_start(
+                &self.client,
+                &request.method,
+                &request.target,
+                Some(response.status),
+            );
+        }
+        let mut bytes_out = 0;
         let relayed = match response.framing {
             // Head and a body that is already here leave in one write: one TLS record for
             // the common small JSON answer.
@@ -657,31 +770,29 @@ impl ResponseSide {
                 let total = response.len + n as usize;
                 let result = self.writer.write_all(&self.upstream.buffered()[..total]);
                 self.upstream.consume(total);
-                result.map(|()| n).map_err(RelayError::Sink)
+                result.map(|()| bytes_out = n).map_err(RelayError::Sink)
             }
-            framing => self.relay_head_then_body(response.len, framing),
+            framing => self.relay_head_then_body(response.len, framing, &mut bytes_out),
         };
         // Without this, a `Connection: close` exchange would hang: Docker closes, but the
         // gate would wait for the client's next request while the client waits for the close.
         let keep_alive = response.framing != Framing::UntilClose && !response.closes;
-        let (bytes_out, end) = match relayed {
-            Ok(n) => (
-                n,
-                if keep_alive {
-                    ResponseEnd::KeepAlive
-                } else {
-                    ResponseEnd::Close
-                },
-            ),
+        let (outcome, end) = match relayed {
+            Ok(()) if keep_alive => (Outcome::Complete, ResponseEnd::KeepAlive),
+            Ok(()) => (Outcome::Complete, ResponseEnd::Close),
             Err(e) => {
                 debug!(
                     "peer={}: response to {} {} cut: {e}",
-                    self.client.peer, request.method, request.target
+                    self.client.peer, request.method, request.target.path
                 );
-                (0, ResponseEnd::Close)
+                let outcome = match e {
+                    RelayError::Sink(_) => Outcome::ClientAborted,
+                    RelayError::Source(_) | RelayError::Malformed(_) => Outcome::UpstreamClosed,
+                };
+                (outcome, ResponseEnd::Close)
             }
         };
-        request.log(&self.client, response.status, bytes_out);
+        request.log(&self.client, Some(response.status), bytes_out, outcome);
         end
     }
 
@@ -689,31 +800,37 @@ impl ResponseSide {
         &mut self,
         head_len: usize,
         framing: Framing,
-    ) -> Result<u64, RelayError> {
+        moved: &mut u64,
+    ) -> Result<(), RelayError> {
         self.writer
             .write_all(&self.upstream.buffered()[..head_len])
             .map_err(RelayError::Sink)?;
         self.upstream.consume(head_len);
+        let (upstream, writer) = (&mut self.upstream, &mut self.writer);
         match framing {
-            Framing::None => Ok(0),
-            Framing::Length(n) => body::relay_length(&mut self.upstream, &mut self.writer, n),
-            Framing::Chunked => body::relay_chunked(&mut self.upstream, &mut self.writer),
-            Framing::UntilClose => body::relay_until_eof(&mut self.upstream, &mut self.writer),
+            Framing::None => Ok(()),
+            Framing::Length(n) => body::relay_length(upstream, writer, n, moved),
+            Framing::Chunked => body::relay_chunked(upstream, writer, moved),
+            Framing::UntilClose => body::relay_until_eof(upstream, writer, moved),
         }
     }
 
     /// Answers 502 when Docker failed before the response head; the connection then closes.
+    /// When the client broke off its request body first (and the gate then aborted the upstream
+    /// connection), nobody is answered and nothing is blamed on Docker.
     fn bad_gateway(&mut self, request: &Forwarded, why: &str) -> ResponseEnd {
+        let _ = self.verdicts.send(false);
+        if request.upload.client_aborted() {
+            request.log(&self.client, None, 0, Outcome::ClientAborted);
+            return ResponseEnd::Close;
+        }
         let message = format!("dockgate: {why}");
         warn!(
             "peer={}: {} {}: {message}",
-            self.client.peer, request.method, request.target
+            self.client.peer, request.method, request.target.path
         );
-        if request.may_hijack {
-            let _ = self.verdicts.send(false);
-        }
         let _ = write_error(&mut self.writer, 502, &message);
-        request.log(&self.client, 502, 0);
+        request.log(&self.client, Some(502), 0, Outcome::UpstreamClosed);
         ResponseEnd::Close
     }
 
@@ -726,13 +843,14 @@ impl ResponseSide {
             control,
             ..
         } = self;
-        let bytes_out = relay::upstream_to_client(&mut upstream, &mut writer, &control);
+        let (bytes_out, outcome) = relay::upstream_to_client(&mut upstream, &mut writer, &control);
         Hijack {
             method: request.method,
             target: request.target,
             started: request.started,
-            bytes_in: request.bytes_in,
+            upload: request.upload,
             bytes_out,
+            outcome,
         }
     }
 }

@@ -8,9 +8,10 @@
 //!   a bounded time (`AFTER_OUTPUT`), then the session is closed;
 //! - an error in either direction ends both.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::time::Duration;
 
+use crate::audit::Outcome;
 use crate::http::inbound::Inbound;
 use crate::tls::stream::{TlsControl, TlsReader, TlsWriter};
 use crate::upstream::{UpstreamRead, UpstreamWrite};
@@ -20,7 +21,7 @@ use crate::upstream::{UpstreamRead, UpstreamWrite};
 const AFTER_OUTPUT: Duration = Duration::from_secs(30);
 
 /// Copies the client's bytes (stdin) to Docker until the client ends its side. Returns the
-/// number of bytes copied.
+/// number of bytes copied and how this direction ended.
 ///
 /// After a clean end the client is still watched at the TCP level until it closes or Docker's
 /// output ends too: if its connection fails meanwhile (a vanished host, found by keepalive) or
@@ -29,54 +30,73 @@ const AFTER_OUTPUT: Duration = Duration::from_secs(30);
 pub fn client_to_upstream(
     client: &mut Inbound<TlsReader>,
     upstream: &mut dyn UpstreamWrite,
-) -> u64 {
+) -> (u64, Outcome) {
     let (copied, result) = copy(client, upstream);
-    let ended_cleanly = result.is_ok()
-        && upstream.close_write().is_ok()
-        && client.get_mut().watch_after_client_end().is_ok();
-    if !ended_cleanly {
+    let outcome = match result {
+        Ok(()) if upstream.close_write().is_err() => Outcome::UpstreamClosed,
+        Ok(()) if client.get_mut().watch_after_client_end().is_err() => Outcome::ClientAborted,
+        Ok(()) => Outcome::Complete,
+        Err(Failed::Source) => Outcome::ClientAborted,
+        Err(Failed::Sink) => Outcome::UpstreamClosed,
+    };
+    if outcome != Outcome::Complete {
         upstream.abort();
     }
-    copied
+    (copied, outcome)
 }
 
-/// Copies Docker's output to the client until Docker ends it. Returns the number of bytes.
+/// Copies Docker's output to the client until Docker ends it. Returns the number of bytes and
+/// how this direction ended.
 pub fn upstream_to_client(
     upstream: &mut Inbound<Box<dyn UpstreamRead>>,
     client: &mut TlsWriter,
     control: &TlsControl,
-) -> u64 {
+) -> (u64, Outcome) {
     let (copied, result) = copy(upstream, client);
-    match result {
+    let outcome = match result {
         Ok(()) => {
             if client.shutdown_write().is_err() {
                 control.abort();
+                Outcome::ClientAborted
             } else {
                 control.set_read_timeout(Some(AFTER_OUTPUT));
+                Outcome::Complete
             }
         }
-        Err(_) => {
+        Err(failed) => {
             upstream.get_ref().abort();
             control.abort();
+            match failed {
+                Failed::Source => Outcome::UpstreamClosed,
+                Failed::Sink => Outcome::ClientAborted,
+            }
         }
-    }
-    copied
+    };
+    (copied, outcome)
+}
+
+/// Which end of a copy failed.
+enum Failed {
+    Source,
+    Sink,
 }
 
 /// Copies until the source ends, forwarding every read at once.
-fn copy<R: Read, W: Write + ?Sized>(src: &mut Inbound<R>, dst: &mut W) -> (u64, io::Result<()>) {
+fn copy<R: Read, W: Write + ?Sized>(
+    src: &mut Inbound<R>,
+    dst: &mut W,
+) -> (u64, Result<(), Failed>) {
     let mut copied = 0;
     loop {
-        let available = match src.fill() {
-            Ok(available) => available,
-            Err(e) => return (copied, Err(e)),
+        let Ok(available) = src.fill() else {
+            return (copied, Err(Failed::Source));
         };
         if available.is_empty() {
             return (copied, Ok(()));
         }
         let n = available.len();
-        if let Err(e) = dst.write_all(available) {
-            return (copied, Err(e));
+        if dst.write_all(available).is_err() {
+            return (copied, Err(Failed::Sink));
         }
         src.consume(n);
         copied += n as u64;

@@ -5,6 +5,9 @@
 //! Chunked bodies are re-chunked: each piece that arrives becomes one chunk on the other side,
 //! written with its size line and CRLF in a single write. The output is therefore always
 //! well-formed, whatever chunk sizes or extensions the sender used.
+//!
+//! Each relay adds the payload bytes it has written on to a `moved` counter as it goes, so when
+//! a transfer is cut the caller still knows (and logs) how much went through.
 
 use std::io::{self, Read, Write};
 
@@ -53,12 +56,13 @@ fn next_piece<R: Read>(src: &mut Inbound<R>, remaining: u64) -> Result<usize, Re
     Ok(available.min(usize::try_from(remaining).unwrap_or(usize::MAX)))
 }
 
-/// Relays exactly `length` bytes. Returns the byte count.
+/// Relays exactly `length` bytes, adding them to `moved` as they are written.
 pub fn relay_length<R: Read, W: Write + ?Sized>(
     src: &mut Inbound<R>,
     dst: &mut W,
     length: u64,
-) -> Result<u64, RelayError> {
+    moved: &mut u64,
+) -> Result<(), RelayError> {
     let mut remaining = length;
     while remaining > 0 {
         let n = next_piece(src, remaining)?;
@@ -66,39 +70,41 @@ pub fn relay_length<R: Read, W: Write + ?Sized>(
             .map_err(RelayError::Sink)?;
         src.consume(n);
         remaining -= n as u64;
+        *moved += n as u64;
     }
-    Ok(length)
+    Ok(())
 }
 
-/// Relays everything until the source ends. Returns the byte count.
+/// Relays everything until the source ends, adding the bytes to `moved` as they are written.
 pub fn relay_until_eof<R: Read, W: Write + ?Sized>(
     src: &mut Inbound<R>,
     dst: &mut W,
-) -> Result<u64, RelayError> {
-    let mut total = 0;
+    moved: &mut u64,
+) -> Result<(), RelayError> {
     loop {
         let available = src.fill().map_err(RelayError::Source)?;
         if available.is_empty() {
-            return Ok(total);
+            return Ok(());
         }
         let n = available.len();
         dst.write_all(available).map_err(RelayError::Sink)?;
         src.consume(n);
-        total += n as u64;
+        *moved += n as u64;
     }
 }
 
-/// Relays a chunked body up to and including its trailers. Returns the payload byte count.
+/// Relays a chunked body up to and including its trailers, adding the payload bytes (not the
+/// framing) to `moved` as they are written.
 pub fn relay_chunked<R: Read, W: Write + ?Sized>(
     src: &mut Inbound<R>,
     dst: &mut W,
-) -> Result<u64, RelayError> {
+    moved: &mut u64,
+) -> Result<(), RelayError> {
     let mut out = Vec::new();
-    let mut total = 0;
     loop {
         let size = read_chunk_size(src)?;
         if size == 0 {
-            return finish_chunked(src, dst, &mut out).map(|()| total);
+            return finish_chunked(src, dst, &mut out);
         }
         let mut remaining = size;
         while remaining > 0 {
@@ -110,7 +116,7 @@ pub fn relay_chunked<R: Read, W: Write + ?Sized>(
             src.consume(n);
             dst.write_all(&out).map_err(RelayError::Sink)?;
             remaining -= n as u64;
-            total += n as u64;
+            *moved += n as u64;
         }
         match src.read_line(MAX_LINE).map_err(RelayError::Source)? {
             Some(line) if line.is_empty() => {}
@@ -169,7 +175,8 @@ mod tests {
     fn rechunk(input: &[u8]) -> Result<(Vec<u8>, u64), RelayError> {
         let mut src = Inbound::new(input, 1024);
         let mut out = Vec::new();
-        relay_chunked(&mut src, &mut out).map(|n| (out, n))
+        let mut moved = 0;
+        relay_chunked(&mut src, &mut out, &mut moved).map(|()| (out, moved))
     }
 
     #[test]
@@ -198,13 +205,34 @@ mod tests {
     fn length_bodies_stop_at_the_length() {
         let mut src = Inbound::new(&b"abcdefNEXT"[..], 1024);
         let mut out = Vec::new();
-        assert_eq!(relay_length(&mut src, &mut out, 6).unwrap(), 6);
-        assert_eq!(out, b"abcdef");
+        let mut moved = 0;
+        relay_length(&mut src, &mut out, 6, &mut moved).unwrap();
+        assert_eq!((out.as_slice(), moved), (&b"abcdef"[..], 6));
         assert_eq!(src.buffered(), b"NEXT");
+    }
+
+    #[test]
+    fn a_cut_body_still_counts_what_went_through() {
         let mut short = Inbound::new(&b"abc"[..], 1024);
+        let mut moved = 0;
         assert!(matches!(
-            relay_length(&mut short, &mut out, 6),
+            relay_length(&mut short, &mut Vec::new(), 6, &mut moved),
             Err(RelayError::Source(_))
         ));
+        assert_eq!(moved, 3);
+        let mut cut = Inbound::new(&b"5\r\nhello\r\n6\r\n wo"[..], 1024);
+        let mut moved = 0;
+        assert!(relay_chunked(&mut cut, &mut Vec::new(), &mut moved).is_err());
+        assert_eq!(moved, 8);
+        // A destination that fails: what it took before failing is counted, no more.
+        let mut dst = [0u8; 4];
+        let mut dst = &mut dst[..];
+        let mut src = Inbound::new(&b"abcdef"[..], 2);
+        let mut moved = 0;
+        assert!(matches!(
+            relay_until_eof(&mut src, &mut dst, &mut moved),
+            Err(RelayError::Sink(_))
+        ));
+        assert_eq!(moved, 4);
     }
 }

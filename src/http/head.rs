@@ -1,7 +1,9 @@
 //! Parsing request and response heads with httparse, and deciding how each message is framed.
 //!
 //! The head bytes themselves are forwarded unchanged; what is extracted here is only what the
-//! gate needs to frame the body, decide about hijacking, and write the audit line. Ambiguous
+//! gate needs to frame the body, recognise a raw-stream answer, and write the audit line.
+//! Whether a connection is hijacked is decided from dockerd's answer alone (see `conn`), never
+//! from the request: dockerd routes on the percent-decoded path, which the gate does not. Ambiguous
 //! request framing is refused, because the gate and dockerd must agree on where a request ends
 //! (CVE-2024-41110 was an AuthZ bypass through a length mismatch).
 
@@ -51,9 +53,6 @@ pub struct RequestHead {
     /// The request target as sent: path and query.
     pub target: String,
     pub framing: Framing,
-    /// The response may turn the connection into a raw stream: an `Upgrade` request, or an
-    /// attach / exec start, which old clients send without `Upgrade` and get a raw `200`.
-    pub may_hijack: bool,
     /// The head's length in the reader's buffer.
     pub len: usize,
 }
@@ -163,24 +162,18 @@ fn with_headers<'b, T>(
 fn request_head(request: &httparse::Request<'_, '_>, len: usize) -> Result<RequestHead, HeadError> {
     let method = request.method.unwrap_or_default().to_string();
     let target = request.path.unwrap_or_default().to_string();
-    // Only origin-form (`/path?query`): the gate's view of the path (hijack detection, the
-    // audit log) must be the path dockerd routes on.
+    // Only origin-form (`/path?query`): the path in the audit log must be the one dockerd
+    // routes on.
     if !target.starts_with('/') {
         return Err(HeadError::Malformed(format!(
             "request target must be a path starting with /: {target}"
         )));
     }
     let framing = request_framing(request.headers, request.version == Some(0))?;
-    let upgrade = request
-        .headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("upgrade"));
-    let may_hijack = upgrade || (method == "POST" && is_attach_or_exec_start(&target));
     Ok(RequestHead {
         method,
         target,
         framing,
-        may_hijack,
         len,
     })
 }
@@ -336,22 +329,6 @@ fn content_length(values: &[&[u8]]) -> Result<Option<u64>, String> {
     Ok(found.map(|(_, n)| n))
 }
 
-/// `/containers/{id}/attach` and `/exec/{id}/start`, with or without a `/v1.NN` prefix.
-fn is_attach_or_exec_start(target: &str) -> bool {
-    let path = target.split('?').next().unwrap_or("");
-    let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if segments
-        .first()
-        .is_some_and(|s| s.starts_with('v') && s[1..].contains('.'))
-    {
-        segments.remove(0);
-    }
-    matches!(
-        segments.as_slice(),
-        ["containers", _, "attach"] | ["exec", _, "start"]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,22 +461,6 @@ mod tests {
             parse_request("GET / HTTP/1.1\r\n"),
             Err(HeadError::Truncated)
         ));
-    }
-
-    #[test]
-    fn hijack_candidates() {
-        let hijack = |raw: &str| parse_request(raw).unwrap().unwrap().may_hijack;
-        assert!(hijack(
-            "POST /v1.41/containers/abc/attach?stream=1 HTTP/1.1\r\n\r\n"
-        ));
-        assert!(hijack(
-            "POST /exec/abc/start HTTP/1.1\r\nContent-Length: 2\r\n\r\n"
-        ));
-        assert!(hijack(
-            "POST /session HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
-        ));
-        assert!(!hijack("GET /v1.41/containers/abc/attach HTTP/1.1\r\n\r\n"));
-        assert!(!hijack("POST /v1.41/containers/create HTTP/1.1\r\n\r\n"));
     }
 
     #[test]

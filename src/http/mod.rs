@@ -1,8 +1,9 @@
 //! HTTP/1.1 framing: enough of HTTP to find where each message ends, never more.
 //!
 //! - `inbound`: the buffered reader both directions parse from.
-//! - `head`: request and response heads, framing rules, hijack detection.
+//! - `head`: request and response heads, framing rules, raw-stream answers.
 //! - `body`: relaying Content-Length, chunked and close-delimited bodies.
+//! - `target`: request targets as the audit log shows them (decoded path, redacted query).
 //!
 //! The gate's own answers (400, 431, 502) are JSON bodies in the shape dockerd uses, so the
 //! docker CLI prints their message: `Error response from daemon: dockgate: ...`.
@@ -10,6 +11,7 @@
 pub mod body;
 pub mod head;
 pub mod inbound;
+pub mod target;
 
 use std::io::{self, Write};
 

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod audit_log;
 mod chain;
 mod crl_expiry;
 mod crl_policy;

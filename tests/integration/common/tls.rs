@@ -138,6 +138,32 @@ impl RawTls {
         self.stream.flush().unwrap();
     }
 
+    /// Reads up to `buf.len()` bytes of what the gate sends (one read; 0 at close).
+    pub fn read_some(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.read(buf)
+    }
+
+    /// Ends the connection with a TCP reset (SO_LINGER 0, then close), as a killed client does:
+    /// no close_notify, no FIN.
+    pub fn reset(self) {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        let rc = unsafe {
+            libc::setsockopt(
+                self.stream.sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &linger as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+        drop(self);
+    }
+
     /// Sends `GET /_ping` and expects `200` with the body `OK` (the panic names `context`).
     pub fn ping(&mut self, context: &str) {
         self.send(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
