@@ -174,7 +174,7 @@ fn log_startup(config: &Config, tls: &tls::LoadedTls) {
         info!("CRL loaded: {crl}");
         if !crl.signature_checked {
             warn!(
-                "CRL {}: its issuer is not in --tlscacert, so its signature is checked at each handshake (add the intermediate CA to --tlscacert to check it at start)",
+                "CRL {}: its issuer is not in --tlscacert, so its signature is checked at the first handshake that needs it (add the intermediate CA to --tlscacert to check it at start; an intermediate there is not a trust anchor: its own expiry and revocation are still checked)",
                 crl.file
             );
         }

@@ -51,6 +51,41 @@ fn nonexistent_ca_file_exits_2_naming_it() {
     );
 }
 
+/// An intermediate alone cannot be a trust anchor (its expiry and revocation would go
+/// unchecked): the gate asks for the root. It used to start and trust it.
+#[test]
+fn ca_bundle_with_only_an_intermediate_exits_2_asking_for_the_root() {
+    let pki = pki();
+    let out = offline().ca(&pki.intermediate_ca_only).run_to_exit();
+    assert_config_error(out, "--tlscacert");
+    let out = offline().ca(&pki.intermediate_ca_only).run_to_exit();
+    assert!(
+        out.stderr.contains(
+            "certificate #1 \"CN=dockgate test intermediate CA\" is an intermediate CA, but its issuer \"CN=dockgate test root CA\" is not in the file; add the root CA"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A client certificate in the CA bundle would be a trust anchor that nothing checks.
+#[test]
+fn ca_bundle_with_a_non_ca_certificate_exits_2() {
+    let pki = pki();
+    let bundle = fresh_dir("flags").join("root-and-alice.pem");
+    let alice = std::fs::read_to_string(pki.alice.dir.join("cert.pem")).unwrap();
+    let root = std::fs::read_to_string(&pki.root_ca).unwrap();
+    std::fs::write(&bundle, root + &alice).unwrap();
+    let out = offline().ca(&bundle).run_to_exit();
+    assert!(
+        out.stderr
+            .contains("certificate #2 \"CN=alice\" is not a CA (no basicConstraints CA:TRUE)"),
+        "{}",
+        out.stderr
+    );
+    assert_config_error(out, bundle.to_str().unwrap());
+}
+
 #[test]
 fn key_not_matching_certificate_exits_2() {
     let alice_key = pki().alice.dir.join("key.pem");
