@@ -1,7 +1,7 @@
 //! Who did what: one structured log record per request, per hijacked session (start and end)
 //! and per refused handshake. See `logging` for how records are rendered and what they may hold.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use log::{info, warn};
@@ -77,6 +77,12 @@ pub fn handshake_refused(peer: SocketAddr, reason: &str, identity: Option<&PeerI
             "handshake refused"),
         None => warn!(target: TARGET, peer:% = peer, reason = reason; "handshake refused"),
     }
+}
+
+/// Connections from `source` refused before any handshake (a cap reached, nothing sent in
+/// time), aggregated: `count` of them since the previous line for this source and reason.
+pub fn handshakes_refused(source: IpAddr, reason: &str, count: u64) {
+    warn!(target: TARGET, source:% = source, reason = reason, count = count; "handshakes refused");
 }
 
 fn millis(started: Instant) -> u64 {

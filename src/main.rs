@@ -19,6 +19,7 @@ mod handshakers;
 mod http;
 mod logging;
 mod net;
+mod refusals;
 mod registry;
 mod relay;
 mod reload;
