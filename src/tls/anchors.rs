@@ -196,3 +196,97 @@ pub fn classify(
     }
     Ok(trust)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    use rustls::pki_types::CertificateDer;
+    use rustls::server::danger::ClientCertVerifier;
+
+    use crate::tls::verifier::ClientVerifier;
+
+    const DAY: i64 = 86_400;
+
+    /// Seconds since the epoch of "now + `days`".
+    fn days_from_now(days: i64) -> std::time::Duration {
+        let now = UnixTime::now().as_secs() as i64;
+        std::time::Duration::from_secs((now + days * DAY) as u64)
+    }
+
+    fn params(cn: &str, ca: bool, valid_days: (i64, i64)) -> CertificateParams {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        if ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
+        params.not_before = epoch + days_from_now(valid_days.0);
+        params.not_after = epoch + days_from_now(valid_days.1);
+        params
+    }
+
+    fn root(cn: &str, valid_days: (i64, i64)) -> CertifiedIssuer<'static, KeyPair> {
+        let key = KeyPair::generate().unwrap();
+        CertifiedIssuer::self_signed(params(cn, true, valid_days), key).unwrap()
+    }
+
+    fn der(issuer: &CertifiedIssuer<'_, KeyPair>) -> CertificateDer<'static> {
+        issuer.der().clone()
+    }
+
+    #[test]
+    fn self_signed_cas_are_anchors_the_others_intermediates() {
+        let root = root("root", (-1, 365));
+        let key = KeyPair::generate().unwrap();
+        let intermediate =
+            CertifiedIssuer::signed_by(params("intermediate", true, (-1, 365)), key, &root)
+                .unwrap();
+        let trust = classify("ca.pem", &[der(&root), der(&intermediate)], UnixTime::now()).unwrap();
+        assert_eq!(trust.anchors.len(), 1);
+        assert_eq!(trust.intermediates, vec![der(&intermediate)]);
+        assert_eq!(trust.hints.len(), 2);
+        assert!(trust.warnings.is_empty(), "{:?}", trust.warnings);
+    }
+
+    #[test]
+    fn an_expired_root_beside_a_valid_one_is_warned_about_and_refuses_its_clients() {
+        let old = root("old root", (-400, -1));
+        let new = root("new root", (-1, 365));
+        let trust = classify("ca.pem", &[der(&old), der(&new)], UnixTime::now()).unwrap();
+        assert_eq!(trust.warnings.len(), 1);
+        assert!(
+            trust.warnings[0].contains("certificate #1 \"CN=old root\" expired on"),
+            "{:?}",
+            trust.warnings
+        );
+
+        // A client of the expired root: webpki would accept it, the anchor check does not.
+        let mut leaf = params("client", false, (-1, 30));
+        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let leaf = leaf.signed_by(&KeyPair::generate().unwrap(), &old).unwrap();
+        let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        let verifier = ClientVerifier::new(trust, algorithms, None);
+        let verdict = verifier.verify_client_cert(leaf.der(), &[], UnixTime::now());
+        assert!(
+            matches!(
+                verdict,
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::ExpiredContext { .. }
+                ))
+            ),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_whose_roots_are_all_expired_is_refused() {
+        let old = root("old root", (-400, -1));
+        let error = classify("ca.pem", &[der(&old)], UnixTime::now()).unwrap_err();
+        assert!(
+            error.0.contains("no root CA in it is valid today"),
+            "{error}"
+        );
+    }
+}
