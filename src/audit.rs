@@ -81,8 +81,13 @@ pub fn handshake_refused(peer: SocketAddr, reason: &str, identity: Option<&PeerI
 
 /// Connections from `source` refused before any handshake (a cap reached, nothing sent in
 /// time), aggregated: `count` of them since the previous line for this source and reason.
+/// An IPv6 source is a /64 and is written so (`2001:db8:1:2::/64`).
 pub fn handshakes_refused(source: IpAddr, reason: &str, count: u64) {
-    warn!(target: TARGET, source:% = source, reason = reason, count = count; "handshakes refused");
+    let source = match source {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
+    };
+    warn!(target: TARGET, source = source.as_str(), reason = reason, count = count; "handshakes refused");
 }
 
 fn millis(started: Instant) -> u64 {
