@@ -8,12 +8,13 @@
 //!   `outcome` (`complete`, `client_aborted`, `upstream_closed`);
 //! - `session start` / `session end`: a connection dockerd switched to a raw stream (attach,
 //!   exec, BuildKit), recognised from dockerd's answer, never from the path;
-//! - `handshake refused`: with the subject and serial the refused certificate claims.
+//! - `handshake refused`: with the subject and serial the refused certificate claims;
+//! - `handshakes refused`: connections closed before any handshake, aggregated per source.
 //!
 //! Paths are logged decoded, as dockerd routes them, with `raw_path` (the target as sent) when
 //! that differs; `buildargs` values are redacted (see `http::target`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use log::kv::Value;
@@ -152,6 +153,22 @@ fn emit(level: Level, event: &str, fields: &Fields<'_>) {
             .key_values(fields)
             .build(),
     );
+}
+
+/// Connections from `source` refused before any handshake (a cap reached, nothing sent in
+/// time), aggregated: `count` of them since the previous line for this source and reason.
+/// An IPv6 source is a /64 and is written so (`2001:db8:1:2::/64`).
+pub fn handshakes_refused(source: IpAddr, reason: &str, count: u64) {
+    let source = match source {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
+    };
+    let fields: Fields<'_> = vec![
+        ("source", Value::from(source.as_str())),
+        ("reason", Value::from(reason)),
+        ("count", Value::from(count)),
+    ];
+    emit(Level::Warn, "handshakes refused", &fields);
 }
 
 fn millis(started: Instant) -> u64 {

@@ -14,6 +14,9 @@ USAGE:
 TLS:
     --tlscacert FILE      CA bundle (PEM) that issues CLIENT certificates. Only these CAs are
                           trusted for clients; it may differ from the issuer of --tlscert.
+                          Its self-signed roots are the trust anchors; an intermediate in it
+                          needs its root there too and is checked (expiry, CRL) like one a
+                          client sends.
     --tlscert FILE        Server certificate chain (PEM) presented to clients.
     --tlskey FILE         Private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tlscert.
     --tlspfx FILE         Server certificate, chain and key as PKCS#12 (.pfx/.p12), instead of

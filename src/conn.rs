@@ -51,7 +51,8 @@ use crate::upstream::{Upstream, UpstreamRead, UpstreamWrite};
 mod exchanges;
 use exchanges::{Exchanges, Next, Queued};
 
-/// A client that connects but does not finish the handshake is dropped after this long.
+/// A client that connects but does not finish the handshake is dropped after this long, counted
+/// from its first bytes (before them, `server::FIRST_BYTES_TIMEOUT` applies).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After the gate has said its last word on a connection, the client gets this long to close
 /// its side; reading what it still sends keeps the kernel from resetting the connection before

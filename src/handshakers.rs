@@ -9,8 +9,9 @@
 //! ending a thread per connection (mapping and unmapping its stacks, with the TLB shootdowns
 //! that come with it) cost ~15 % of the handshake rate. The pool grows on demand: a connection
 //! goes to an idle handshake thread if one is waiting, otherwise to a new thread, so a client
-//! that handshakes slowly never delays another client. The accept loop's `HandshakeSlot` bounds
-//! the threads busy with a handshake; idle ones end after `IDLE_EXIT`.
+//! that handshakes slowly never delays another client. A connection only gets here once it has
+//! sent its first bytes (`server`), and its `HandshakeSlot` bounds the threads busy with a
+//! handshake, in total and per source address; idle ones end after `IDLE_EXIT`.
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};

@@ -21,6 +21,7 @@ mod handshakers;
 mod http;
 mod logging;
 mod net;
+mod refusals;
 mod registry;
 mod relay;
 mod reload;
@@ -212,7 +213,7 @@ fn log_startup(config: &Config, tls: &tls::LoadedTls) {
         info!("CRL loaded: {crl}");
         if !crl.signature_checked {
             warn!(
-                "CRL {}: its issuer is not in --tlscacert, so its signature is checked at each handshake (add the intermediate CA to --tlscacert to check it at start)",
+                "CRL {}: its issuer is not in --tlscacert, so its signature is checked at the first handshake that needs it (add the intermediate CA to --tlscacert to check it at start; an intermediate there is not a trust anchor: its own expiry and revocation are still checked)",
                 crl.file
             );
         }

@@ -2,12 +2,14 @@
 //! expired, foreign and missing client certificates.
 //!
 //! - `load`: reading certificates, keys and CRLs, with errors that name the flag and the file.
+//! - `anchors`: which CAs of `--tlscacert` are trust anchors, which are intermediates.
 //! - `verifier`: the client verifier: chain, revocation, and the name of refused certificates.
 //! - `revocation`: the CRL index the verifier consults.
 //! - `names`: comparing X.500 names as RFC 5280 does (CRL issuer against CA subject).
 //! - `identity`: subject and serial of a client certificate.
 //! - `stream`: one TLS connection shared by the two copy threads.
 
+pub mod anchors;
 pub mod identity;
 pub mod load;
 pub mod names;
@@ -20,9 +22,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::UnixTime;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::NoServerSessionStorage;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::ServerConfig;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -226,15 +229,14 @@ pub fn build_from_contents(
         &files.client_ca,
         contents.get("--tlscacert", &files.client_ca)?,
     )?;
-    let mut roots = RootCertStore::empty();
-    for (index, ca) in ca_bundle.iter().enumerate() {
-        roots.add(ca.clone()).map_err(|e| {
-            LoadError(format!(
-                "--tlscacert {}: certificate #{} cannot be a trust anchor: {e}",
-                files.client_ca.display(),
-                index + 1
-            ))
-        })?;
+    let trust = anchors::classify(
+        &files.client_ca.display().to_string(),
+        &ca_bundle,
+        UnixTime::now(),
+    )?;
+    // On every load (start and reload): an expired CA in the bundle is worth repeating.
+    for warning in &trust.warnings {
+        log::warn!("{warning}");
     }
 
     let mut indexed_crls = Vec::new();
@@ -260,7 +262,7 @@ pub fn build_from_contents(
         true => Some(RevocationIndex::new(indexed_crls, policy)),
     };
     let verifier: Arc<dyn ClientCertVerifier> = Arc::new(ClientVerifier::new(
-        roots,
+        trust,
         provider.signature_verification_algorithms,
         revocation,
     ));

@@ -446,8 +446,9 @@ mod tests {
     };
     use rustls::pki_types::CertificateDer;
     use rustls::server::danger::ClientCertVerifier;
-    use rustls::{CertRevocationListError, CertificateError, Error, RootCertStore};
+    use rustls::{CertRevocationListError, CertificateError, Error};
 
+    use crate::tls::anchors::classify;
     use crate::tls::load::parse_crls;
     use crate::tls::verifier::ClientVerifier;
 
@@ -552,11 +553,10 @@ mod tests {
             .flat_map(|der| parse_crls("--crl", Path::new("test.crl"), der, &bundle).unwrap())
             .map(|loaded| loaded.indexed)
             .collect();
-        let mut roots = RootCertStore::empty();
-        roots.add(root.clone()).unwrap();
+        let trust = classify("test", &bundle, UnixTime::now()).unwrap();
         let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
         ClientVerifier::new(
-            roots,
+            trust,
             algorithms,
             Some(RevocationIndex::new(indexed, rules)),
         )

@@ -1,9 +1,11 @@
 //! The client-certificate verifier: webpki's chain validation, dockgate's revocation index, and
 //! the name of every refused certificate for the log.
 //!
-//! The chain is validated by rustls-webpki exactly as rustls' `WebPkiClientVerifier` does it
-//! (client-auth key usage, the trust anchors of `--tlscacert`); revocation is checked by
-//! `RevocationIndex` for each candidate path instead of by webpki (see `revocation` for why).
+//! The chain is validated by rustls-webpki as rustls' `WebPkiClientVerifier` does it
+//! (client-auth key usage), with the self-signed CAs of `--tlscacert` as trust anchors and its
+//! other CAs as intermediates (see `anchors`); revocation is checked by `RevocationIndex` for
+//! each candidate path instead of by webpki (see `revocation` for why), after the validity of
+//! the path's anchor, which webpki does not check.
 //!
 //! rustls only exposes the peer's certificates after verification succeeded. To log the subject
 //! and serial of a *refused* certificate, the verifier parses the end entity when verification
@@ -20,9 +22,10 @@ use rustls::pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     CertRevocationListError, CertificateError, DigitallySignedStruct, DistinguishedName, Error,
-    OtherError, RootCertStore, SignatureScheme,
+    OtherError, SignatureScheme,
 };
 
+use super::anchors::{ClientTrust, Validity};
 use super::identity::PeerIdentity;
 use super::revocation::RevocationIndex;
 
@@ -39,6 +42,9 @@ pub fn take_refused_identity() -> Option<PeerIdentity> {
 #[derive(Debug)]
 pub struct ClientVerifier {
     anchors: Vec<TrustAnchor<'static>>,
+    anchor_validity: Vec<Validity>,
+    /// The CAs of `--tlscacert` that are not self-signed, offered after the client's own.
+    bundled_intermediates: Vec<CertificateDer<'static>>,
     root_hints: Vec<DistinguishedName>,
     algorithms: WebPkiSupportedAlgorithms,
     /// `None` only with `--no-crl`.
@@ -47,13 +53,15 @@ pub struct ClientVerifier {
 
 impl ClientVerifier {
     pub fn new(
-        roots: RootCertStore,
+        trust: ClientTrust,
         algorithms: WebPkiSupportedAlgorithms,
         revocation: Option<RevocationIndex>,
     ) -> Self {
         ClientVerifier {
-            root_hints: roots.subjects(),
-            anchors: roots.roots,
+            root_hints: trust.hints,
+            anchors: trust.anchors,
+            anchor_validity: trust.anchor_validity,
+            bundled_intermediates: trust.intermediates,
             algorithms,
             revocation,
         }
@@ -66,9 +74,24 @@ impl ClientVerifier {
         now: UnixTime,
     ) -> Result<(), webpki::Error> {
         let cert = webpki::EndEntityCert::try_from(end_entity)?;
-        let check_revocation = |path: &webpki::VerifiedPath<'_>| match &self.revocation {
-            Some(index) => index.check_path(path, now),
-            None => Ok(()),
+        let check_path = |path: &webpki::VerifiedPath<'_>| {
+            self.check_anchor_validity(path.anchor(), now)?;
+            match &self.revocation {
+                Some(index) => index.check_path(path, now),
+                None => Ok(()),
+            }
+        };
+        let with_bundled: Vec<CertificateDer<'_>>;
+        let intermediates = match self.bundled_intermediates.is_empty() {
+            true => intermediates,
+            false => {
+                with_bundled = intermediates
+                    .iter()
+                    .chain(&self.bundled_intermediates)
+                    .map(|der| CertificateDer::from(der.as_ref()))
+                    .collect();
+                &with_bundled
+            }
         };
         cert.verify_for_usage(
             self.algorithms.all,
@@ -77,9 +100,26 @@ impl ClientVerifier {
             now,
             webpki::KeyUsage::client_auth(),
             None,
-            Some(&check_revocation),
+            Some(&check_path),
         )
         .map(|_| ())
+    }
+
+    /// An anchor past its notAfter (or before its notBefore) vouches for nothing.
+    fn check_anchor_validity(
+        &self,
+        anchor: &TrustAnchor<'_>,
+        now: UnixTime,
+    ) -> Result<(), webpki::Error> {
+        let position = self.anchors.iter().position(|known| {
+            known.subject == anchor.subject
+                && known.subject_public_key_info == anchor.subject_public_key_info
+        });
+        match position.and_then(|i| self.anchor_validity.get(i)) {
+            Some(validity) => validity.check(now),
+            // Every anchor comes from `self.anchors`; refuse rather than trust that.
+            None => Err(webpki::Error::UnknownIssuer),
+        }
     }
 }
 

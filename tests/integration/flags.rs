@@ -51,6 +51,41 @@ fn nonexistent_ca_file_exits_2_naming_it() {
     );
 }
 
+/// An intermediate alone cannot be a trust anchor (its expiry and revocation would go
+/// unchecked): the gate asks for the root. It used to start and trust it.
+#[test]
+fn ca_bundle_with_only_an_intermediate_exits_2_asking_for_the_root() {
+    let pki = pki();
+    let out = offline().ca(&pki.intermediate_ca_only).run_to_exit();
+    assert_config_error(out, "--tlscacert");
+    let out = offline().ca(&pki.intermediate_ca_only).run_to_exit();
+    assert!(
+        out.stderr.contains(
+            "certificate #1 \"CN=dockgate test intermediate CA\" is an intermediate CA, but its issuer \"CN=dockgate test root CA\" is not in the file; add the root CA"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A client certificate in the CA bundle would be a trust anchor that nothing checks.
+#[test]
+fn ca_bundle_with_a_non_ca_certificate_exits_2() {
+    let pki = pki();
+    let bundle = fresh_dir("flags").join("root-and-alice.pem");
+    let alice = std::fs::read_to_string(pki.alice.dir.join("cert.pem")).unwrap();
+    let root = std::fs::read_to_string(&pki.root_ca).unwrap();
+    std::fs::write(&bundle, root + &alice).unwrap();
+    let out = offline().ca(&bundle).run_to_exit();
+    assert!(
+        out.stderr
+            .contains("certificate #2 \"CN=alice\" is not a CA (no basicConstraints CA:TRUE)"),
+        "{}",
+        out.stderr
+    );
+    assert_config_error(out, bundle.to_str().unwrap());
+}
+
 #[test]
 fn key_not_matching_certificate_exits_2() {
     let alice_key = pki().alice.dir.join("key.pem");
@@ -130,9 +165,16 @@ fn listen_is_repeatable_and_takes_ipv6() {
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
     gate.wait_for_log(&["listening on 127.0.0.1:"], LOG_WAIT);
-    // The IPv6 listener is the same gate: a connection that never completes a handshake is
-    // refused and logged with its IPv6 peer address.
+    // The IPv6 listener is the same gate: a connection that closes without sending anything
+    // is logged with its IPv6 source (a /64).
     let sock = std::net::TcpStream::connect(("::1", port)).expect("connect to [::1]");
     drop(sock);
-    gate.wait_for_log(&["handshake refused", "peer=[::1]"], LOG_WAIT);
+    gate.wait_for_log(
+        &[
+            "handshakes refused",
+            "source=::/64",
+            "closed before sending anything",
+        ],
+        LOG_WAIT,
+    );
 }

@@ -20,6 +20,7 @@ mod json_log;
 mod large_crl;
 mod malformed;
 mod pfx;
+mod preauth;
 mod refusals;
 mod reload;
 mod reload_broken;

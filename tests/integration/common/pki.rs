@@ -7,7 +7,8 @@
 //!           ├── expired (clientAuth)          not_after in the past
 //!           ├── serveronly (serverAuth only)  wrong key usage
 //!           ├── carol (clientAuth)            good (a third root client for the reload tests)
-//!           └── intermediate CA ── bob (clientAuth; cert.pem = bob + intermediate)
+//!           ├── intermediate CA ── bob (clientAuth; cert.pem = bob + intermediate)
+//!           └── expired intermediate CA ── dave (clientAuth; cert.pem = dave + intermediate)
 //! other CA ──── stranger (clientAuth)         unknown issuer
 //! ```
 
@@ -51,10 +52,12 @@ pub const SERIAL_SERVERONLY: &[u8] = &[0x5a, 0x22, 0x04];
 pub const SERIAL_STRANGER: &[u8] = &[0x6b, 0x33, 0x05];
 pub const SERIAL_BOB: &[u8] = &[0x7c, 0x44, 0x06];
 pub const SERIAL_CAROL: &[u8] = &[0x2e, 0x5d, 0x0a];
+pub const SERIAL_DAVE: &[u8] = &[0x3a, 0x6e, 0x0b];
 /// The server certificate's serial (a renewed one gets another, see [`issue_server_cert`]).
 pub const SERIAL_SERVER_CERT: &[u8] = SERIAL_SERVER;
 const SERIAL_ROOT: &[u8] = &[0x01, 0x01];
 const SERIAL_INTERMEDIATE: &[u8] = &[0x22, 0x22, 0x07];
+const SERIAL_EXPIRED_INTERMEDIATE: &[u8] = &[0x23, 0x23, 0x0c];
 const SERIAL_OTHER_CA: &[u8] = &[0x02, 0x02];
 const SERIAL_SERVER: &[u8] = &[0x11, 0x11, 0x08];
 /// Revoked by the intermediate CRL; no certificate has it (the CRL is just not empty).
@@ -81,6 +84,12 @@ pub struct Pki {
     pub root_and_intermediate_ca: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    /// Only the intermediate CA, without its root.
+    pub intermediate_ca_only: PathBuf,
+    /// Root + the expired intermediate CA (dave's issuer).
+    pub root_and_expired_intermediate_ca: PathBuf,
+    /// A CRL of the expired intermediate CA (revokes a serial nobody has).
+    pub expired_intermediate_crl: PathBuf,
     /// Root CRL revoking mallory (PEM, and the same CRL in DER).
     pub root_crl: PathBuf,
     pub root_crl_der: PathBuf,
@@ -97,6 +106,8 @@ pub struct Pki {
     pub stranger: Identity,
     pub bob: Identity,
     pub carol: Identity,
+    /// Issued by the expired intermediate CA.
+    pub dave: Identity,
     /// A DOCKER_CERT_PATH with only ca.pem.
     pub no_cert_dir: PathBuf,
     /// The root CA, to sign fresh CRLs and server certificates while a gate runs.
@@ -317,6 +328,18 @@ fn generate(dir: &Path) -> Pki {
         &root,
     )
     .unwrap();
+    let mut expired_intermediate_params = ca_params(
+        "dockgate test expired intermediate CA",
+        SERIAL_EXPIRED_INTERMEDIATE,
+    );
+    expired_intermediate_params.not_before = days_from_now!(-60);
+    expired_intermediate_params.not_after = days_from_now!(-1);
+    let expired_intermediate = CertifiedIssuer::signed_by(
+        expired_intermediate_params,
+        KeyPair::generate().unwrap(),
+        &root,
+    )
+    .unwrap();
     let other_ca = CertifiedIssuer::self_signed(
         ca_params("unrelated CA", SERIAL_OTHER_CA),
         KeyPair::generate().unwrap(),
@@ -331,6 +354,13 @@ fn generate(dir: &Path) -> Pki {
     write(&root_ca, root.pem());
     let root_and_intermediate_ca = dir.join("ca-bundle.pem");
     write(&root_and_intermediate_ca, root.pem() + &intermediate.pem());
+    let intermediate_ca_only = dir.join("intermediate-ca.pem");
+    write(&intermediate_ca_only, intermediate.pem());
+    let root_and_expired_intermediate_ca = dir.join("ca-bundle-expired-intermediate.pem");
+    write(
+        &root_and_expired_intermediate_ca,
+        root.pem() + &expired_intermediate.pem(),
+    );
 
     let server_key = KeyPair::generate().unwrap();
     let server = server_params(SERIAL_SERVER)
@@ -381,6 +411,15 @@ fn generate(dir: &Path) -> Pki {
         &intermediate,
         Some(&intermediate),
     );
+    let mut dave_params = leaf_params("dave", SERIAL_DAVE, ClientAuth);
+    dave_params.not_before = days_from_now!(-30);
+    let dave = ctx.client(
+        "dave",
+        dave_params,
+        SERIAL_DAVE,
+        &expired_intermediate,
+        Some(&expired_intermediate),
+    );
     let carol = ctx.client(
         "carol",
         leaf_params("carol", SERIAL_CAROL, ClientAuth),
@@ -404,6 +443,12 @@ fn generate(dir: &Path) -> Pki {
         root_ca,
         root_der: root.der().to_vec(),
         root_and_intermediate_ca,
+        intermediate_ca_only,
+        root_and_expired_intermediate_ca,
+        expired_intermediate_crl: crl_file(
+            "expired-intermediate-crl.pem",
+            crl(&expired_intermediate, 1, &[SERIAL_NOBODY], false),
+        ),
         server_cert,
         server_key: server_key_path,
         root_crl: crl_file("root-crl.pem", root_crl_signed),
@@ -427,6 +472,7 @@ fn generate(dir: &Path) -> Pki {
         stranger,
         bob,
         carol,
+        dave,
         no_cert_dir,
         forged_root_issuer: Issuer::new(
             ca_params("dockgate test root CA", SERIAL_ROOT),
