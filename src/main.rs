@@ -9,6 +9,7 @@
 #![cfg_attr(not(windows), forbid(unsafe_code))]
 #![cfg_attr(windows, deny(unsafe_code))]
 
+mod api;
 mod audit;
 mod cli;
 mod config;
