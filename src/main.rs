@@ -20,6 +20,7 @@ mod handshakers;
 mod http;
 mod logging;
 mod net;
+mod policy;
 mod registry;
 mod relay;
 mod reload;
@@ -70,6 +71,9 @@ fn run() -> Result<(), Failure> {
         Command::Version => {
             println!("dockgate {}", env!("CARGO_PKG_VERSION"));
             return Ok(());
+        }
+        Command::Policy(args) => {
+            return policy::cli::run(args).map_err(|(code, message)| Failure { code, message })
         }
         Command::Run(flags) => flags,
     };
