@@ -19,6 +19,7 @@ mod json_log;
 mod large_crl;
 mod malformed;
 mod pfx;
+mod policy_oracle;
 mod refusals;
 mod reload;
 mod reload_broken;
