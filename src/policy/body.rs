@@ -149,6 +149,18 @@ pub fn exec_create(role: &Role, headers: &Headers<'_>, body: &[u8]) -> Result<()
     Ok(())
 }
 
+/// `POST /containers/{id}/start`: dockerd applies a body as the container's HostConfig for API
+/// versions below 1.24 (and refuses it for newer ones). No client sends one any more.
+pub fn container_start(body: &[u8]) -> Result<(), Finding> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    Err(refused(
+        None,
+        "a body on container start is refused (dockerd applies it as the HostConfig for API versions below 1.24)",
+    ))
+}
+
 /// `POST /volumes/create`: a local volume with bind options is a bind mount made later by
 /// any plain volume mount.
 pub fn volume_create(role: &Role, headers: &Headers<'_>, body: &[u8]) -> Result<(), Finding> {

@@ -12,7 +12,7 @@ use super::container;
 use super::groups::{group_of, Group};
 use super::identity::{CertIdentity, IdentityRule};
 use super::{Policy, Role, NO_ROLE};
-use crate::api::{self, Endpoint};
+use crate::api::{self, ContainerOp, Endpoint};
 
 /// One request as the policy needs it. `body` is the complete body for the endpoints
 /// [`Policy::needs_body`] names, and may be empty for every other.
@@ -65,7 +65,8 @@ impl Decision {
 
 impl Policy {
     /// True when deciding this request for `who` needs its complete body: container create,
-    /// exec create and volume create of a role that allows them and is inspected.
+    /// exec create, volume create and container start (API < 1.24 applies a start body as the
+    /// HostConfig) of a role that allows them and is inspected.
     pub fn needs_body(&self, who: &CertIdentity, method: &str, target: &str) -> bool {
         let Ok(request) = api::classify(method, target) else {
             return false;
@@ -75,7 +76,13 @@ impl Policy {
         };
         let inspected = matches!(
             request.endpoint,
-            Endpoint::ContainerCreate | Endpoint::ExecCreate { .. } | Endpoint::VolumeCreate
+            Endpoint::ContainerCreate
+                | Endpoint::ExecCreate { .. }
+                | Endpoint::VolumeCreate
+                | Endpoint::Container {
+                    op: ContainerOp::Start,
+                    ..
+                }
         );
         inspected
             && !role.allows_all()
@@ -179,6 +186,10 @@ fn decide_for_role(
         Endpoint::ContainerCreate => container::container_create(role, req.headers, req.body),
         Endpoint::ExecCreate { .. } => body::exec_create(role, req.headers, req.body),
         Endpoint::VolumeCreate => body::volume_create(role, req.headers, req.body),
+        Endpoint::Container {
+            op: ContainerOp::Start,
+            ..
+        } => body::container_start(req.body),
         Endpoint::Build => body::build(
             role,
             role.allows(Group::Buildkit),
@@ -389,6 +400,7 @@ allow = ["read"]
         assert!(policy().needs_body(&ci(), "POST", "/v1.41/containers/create"));
         assert!(policy().needs_body(&ci(), "POST", "/v1.41/containers/x/exec"));
         assert!(policy().needs_body(&ci(), "POST", "/volumes/create"));
+        assert!(policy().needs_body(&ci(), "POST", "/v1.23/containers/x/start"));
         assert!(!policy().needs_body(&ci(), "POST", "/build?t=x"));
         assert!(!policy().needs_body(&ci(), "POST", "/exec/x/start"));
     }
@@ -413,6 +425,21 @@ allow = ["read"]
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_body_on_container_start_is_refused() {
+        // dockerd 20.10 applies it as the HostConfig for API versions below 1.24.
+        let d = decide(
+            &ci(),
+            "POST",
+            "/v1.23/containers/c/start",
+            r#"{"Privileged":true}"#,
+        );
+        assert_eq!(d.outcome, Outcome::BadRequest, "{d:?}");
+        assert!(d.message.contains("start"), "{}", d.message);
+        assert!(decide(&ci(), "POST", "/v1.41/containers/c/start", "").allowed());
+        assert!(decide(&cn("alice"), "POST", "/v1.23/containers/c/start", "{}").allowed());
     }
 
     #[test]

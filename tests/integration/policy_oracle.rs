@@ -236,7 +236,7 @@ fn docker_api(method: &str, path: &str, content_type: &str, body: &str) -> (u16,
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let json = text
         .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .map(|(_, b)| serde_json::from_str(b).unwrap_or_else(|_| Value::String(b.to_string())))
         .unwrap_or(Value::Null);
     (status, json)
 }
@@ -815,4 +815,95 @@ fn policy_explain_prints_the_decision_and_the_rule() {
         allowed && text.contains("rule: [role.ci] allow \"read\""),
         "{text}"
     );
+}
+
+/// A running container (`sleep 600`, no network) for exec and start payloads.
+fn running_container() -> String {
+    let id = create_direct(&format!(
+        r#"{{"Image":"{TEST_IMAGE}","Cmd":["sleep","600"],"HostConfig":{{"NetworkMode":"none"}}}}"#
+    ))
+    .expect("create a sleeping container");
+    let (status, json) = docker_api(
+        "POST",
+        &format!("{API}/containers/{id}/start"),
+        "application/json",
+        "",
+    );
+    assert_eq!(status, 204, "start {id}: {json}");
+    id
+}
+
+#[test]
+fn exec_payloads_are_judged_by_the_exec_dockerd_made() {
+    let oracle = Oracle::new();
+    let container = running_container();
+    let cli_exec = r#"{"User":"","Privileged":false,"Tty":true,"ConsoleSize":[0,0],"AttachStdin":true,"AttachStderr":true,"AttachStdout":true,"Detach":false,"DetachKeys":"","Env":null,"WorkingDir":"","Cmd":["sh"]}"#;
+    let cases = [
+        (cli_exec, false),
+        (r#"{"Cmd":["true"],"Privileged":true}"#, true),
+        (r#"{"Cmd":["true"],"privileged":true}"#, true),
+        (r#"{"Cmd":["true"],"PRIVILEGED":true}"#, true),
+        (r#"{"Cmd":["true"],"Privil\u0065ged":true}"#, true),
+        (
+            r#"{"Cmd":["true"],"Privileged":false,"Privileged":true}"#,
+            true,
+        ),
+        (r#"{"Cmd":["true"],"Privileged":true}]"#, true),
+    ];
+    for (body, dangerous) in cases {
+        let target = format!("{API}/containers/{container}/exec");
+        let (allowed, explain) = oracle.explain("POST", &target, "application/json", body);
+        let (status, json) = docker_api("POST", &target, "application/json", body);
+        assert_eq!(status, 201, "dockerd refused the exec {body}: {json}");
+        let exec = json["Id"].as_str().unwrap();
+        let (_, inspect) = docker_api(
+            "GET",
+            &format!("{API}/exec/{exec}/json"),
+            "application/json",
+            "",
+        );
+        let privileged = inspect["ProcessConfig"]["privileged"] == true;
+        assert_eq!(privileged, dangerous, "oracle for {body}: {inspect}");
+        assert_eq!(allowed, !dangerous, "{body}\n{explain}");
+    }
+    docker_api(
+        "DELETE",
+        &format!("{API}/containers/{container}?force=1"),
+        "application/json",
+        "",
+    );
+}
+
+#[test]
+fn a_start_body_on_an_old_api_version_is_refused() {
+    let oracle = Oracle::new();
+    // dockerd 20.10 applies a start body as the HostConfig for API versions below 1.24.
+    let id = create_direct(&format!(
+        r#"{{"Image":"{TEST_IMAGE}","Cmd":["true"],"HostConfig":{{}}}}"#
+    ))
+    .expect("create");
+    let target = format!("/v1.23/containers/{id}/start");
+    let body = r#"{"Binds":["/:/host"],"NetworkMode":"none"}"#;
+    let (allowed, explain) = oracle.explain("POST", &target, "application/json", body);
+    let (status, json) = docker_api("POST", &target, "application/json", body);
+    assert!(status == 204 || status == 200, "start: {status} {json}");
+    let inspect = inspect_and_remove(&id);
+    // The start body replaced the whole HostConfig: the bind, and MaskedPaths emptied.
+    assert_eq!(
+        strings(&inspect["HostConfig"]["Binds"]),
+        ["/:/host"],
+        "oracle: {inspect}"
+    );
+    assert!(oracle.danger(&inspect).is_some(), "oracle: {inspect}");
+    assert!(
+        !allowed && explain.contains("decision: refused (400)"),
+        "{explain}"
+    );
+    let (allowed, explain) = oracle.explain(
+        "POST",
+        &format!("{API}/containers/{id}/start"),
+        "application/json",
+        "",
+    );
+    assert!(allowed, "{explain}");
 }
