@@ -96,7 +96,8 @@ fn check_image(role: &Role, image: &str) -> Result<(), Finding> {
 /// `run_as_root = false`: the user must be given and must not be root (name or UID 0).
 pub(super) fn check_user(role: &Role, user: &str, field: &str) -> Result<(), Finding> {
     let name = user.split(':').next().unwrap_or("");
-    let is_root = name.is_empty() || name == "root" || name.parse::<u64>() == Ok(0);
+    // Go's strconv.Atoi takes "+0", "-0" and "000" as UID 0 too.
+    let is_root = name.is_empty() || name == "root" || name.parse::<i128>() == Ok(0);
     if !is_root {
         return Ok(());
     }

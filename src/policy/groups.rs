@@ -31,7 +31,7 @@ pub const GROUPS: &[(Group, &str, &str)] = &[
     (Group::Read, "read", "GET /_ping, HEAD /_ping, /version, /info, /system/df, /events; GET /containers/json, /containers/{id}/json, /top, /changes, /stats; GET /images/json, /images/{name}/json, /images/{name}/history, /distribution/{name}/json; GET /volumes, /volumes/{name}; GET /networks, /networks/{id}"),
     (Group::Logs, "logs", "GET /containers/{id}/logs"),
     (Group::Files, "files", "GET, HEAD, PUT /containers/{id}/archive; GET /containers/{id}/export; GET /images/{name}/get, /images/get"),
-    (Group::Containers, "containers", "POST /containers/create (checked against [role.X.containers]); POST /containers/{id}/start, stop, restart, kill, pause, unpause, wait, rename, update, resize, attach; GET /containers/{id}/attach/ws; DELETE /containers/{id}; POST /containers/prune"),
+    (Group::Containers, "containers", "POST /containers/create (checked against [role.X.containers]); POST /containers/{id}/start (a body is refused), stop, restart, kill, pause, unpause, wait, rename, update, resize, attach; GET /containers/{id}/attach/ws; DELETE /containers/{id}; POST /containers/prune"),
     (Group::Exec, "exec", "POST /containers/{id}/exec (checked); POST /exec/{id}/start, /exec/{id}/resize; GET /exec/{id}/json"),
     (Group::Images, "images", "POST /images/create (pull, import), /images/{name}/push, /images/{name}/tag, /images/load, /commit, /images/prune; GET /images/search; DELETE /images/{name}"),
     (Group::Build, "build", "POST /build with the classic builder (query checked), POST /build/cancel"),
@@ -196,5 +196,14 @@ mod tests {
             assert!(!endpoints.is_empty());
         }
         assert_eq!(Group::parse("Read"), None);
+    }
+
+    #[test]
+    fn the_readme_table_lists_every_group_with_its_endpoints() {
+        let readme = include_str!("../../README.md");
+        for (_, name, endpoints) in GROUPS {
+            let row = format!("| `{name}` | {endpoints} |");
+            assert!(readme.contains(&row), "README lacks the row\n{row}");
+        }
     }
 }

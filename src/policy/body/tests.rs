@@ -386,7 +386,7 @@ fn images_and_users() {
         "Image",
     );
     create(r#"{"Image":"registry.example.org/team/app:1","User":"1000:1000"}"#).unwrap();
-    for user in ["", "root", "0", "0:0", "root:wheel", "00"] {
+    for user in ["", "root", "0", "0:0", "root:wheel", "00", "+0", "-0"] {
         let body = format!(r#"{{"Image":"registry.example.org/a","User":"{user}"}}"#);
         assert_denied(create(&body), "User");
     }
