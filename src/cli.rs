@@ -201,6 +201,16 @@ mod tests {
     }
 
     #[test]
+    fn policy_subcommand_takes_the_rest_of_the_arguments() {
+        let Ok(Command::Policy(rest)) = parse_strs(&["policy", "check", "p.toml", "--cn", "x"])
+        else {
+            panic!("expected the policy subcommand");
+        };
+        assert_eq!(rest, ["check", "p.toml", "--cn", "x"]);
+        assert!(HELP.contains("dockgate policy check FILE"));
+    }
+
+    #[test]
     fn help_mentions_every_flag() {
         for flag in [
             "--tlscacert",

@@ -203,6 +203,41 @@ mod tests {
     }
 
     #[test]
+    fn fields_are_read_from_a_certificate() {
+        use rcgen::{CertificateParams, DnType, KeyPair, SanType, SerialNumber};
+        let mut params = CertificateParams::new(vec!["runner.example.org".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "ci-runner-1");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, "ci");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Example");
+        params.subject_alt_names.push(SanType::URI(
+            "spiffe://example.org/ci/runner".try_into().unwrap(),
+        ));
+        params
+            .subject_alt_names
+            .push(SanType::Rfc822Name("ci@example.org".try_into().unwrap()));
+        params.serial_number = Some(SerialNumber::from(vec![0x00, 0x8f, 0x01]));
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let who = CertIdentity::from_der(cert.der()).unwrap();
+        assert_eq!(who.cn, ["ci-runner-1"]);
+        assert_eq!(who.ou, ["ci"]);
+        assert_eq!(who.o, ["Example"]);
+        assert_eq!(who.san_dns, ["runner.example.org"]);
+        assert_eq!(who.san_uri, ["spiffe://example.org/ci/runner"]);
+        assert_eq!(who.san_email, ["ci@example.org"]);
+        assert_eq!(who.serial, "8f01");
+        assert_eq!(who.issuer_cn, ["ci-runner-1"]);
+        assert_eq!(who.display_name(), "CN=ci-runner-1");
+        assert_eq!(CertIdentity::from_der(b"not a certificate"), None);
+    }
+
+    #[test]
     fn every_given_field_must_match_some_value() {
         let who = CertIdentity {
             cn: vec!["runner-1".into()],

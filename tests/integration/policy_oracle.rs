@@ -326,7 +326,21 @@ fn judge(oracle: &Oracle, body: &str, content_type: &str) -> Verdict {
     }
 }
 
-/// Runs the real docker CLI against a recording socket; the create body it sent.
+/// One request the docker CLI sent to the recording socket.
+struct Captured {
+    /// `POST /v1.41/containers/create HTTP/1.1`
+    request_line: String,
+    content_type: String,
+    body: String,
+}
+
+impl Captured {
+    fn target(&self) -> &str {
+        self.request_line.split(' ').nth(1).unwrap_or("")
+    }
+}
+
+/// `docker create ARGS` against a recording socket: the create body the CLI sent.
 fn capture_cli_create(args: &[&str]) -> String {
     // The test image has no CMD; dockerd refuses a create without one.
     let command: &[&str] = if args.last() == Some(&TEST_IMAGE) {
@@ -334,6 +348,24 @@ fn capture_cli_create(args: &[&str]) -> String {
     } else {
         &[]
     };
+    let all: Vec<&str> = ["create"]
+        .iter()
+        .chain(args)
+        .chain(command)
+        .copied()
+        .collect();
+    let captured = capture_cli(&all, &[]);
+    assert!(
+        captured.request_line.contains("/containers/create"),
+        "expected a create, got {}",
+        captured.request_line
+    );
+    captured.body
+}
+
+/// Runs the real docker CLI with `args` (and `env`) against a socket that answers `_ping` and
+/// records the first other request, answering it 500 so nothing else follows.
+fn capture_cli(args: &[&str], env: &[(&str, &str)]) -> Captured {
     let dir = fresh_dir("capture");
     let socket = dir.join("c.sock");
     let listener = UnixListener::bind(&socket).unwrap();
@@ -341,35 +373,30 @@ fn capture_cli_create(args: &[&str]) -> String {
     thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { return };
-            if let Some(body) = answer_one(conn) {
-                let _ = tx.send(body);
+            if let Some(captured) = answer_one(conn) {
+                let _ = tx.send(captured);
                 return;
             }
         }
     });
-    let out = run_with_timeout(
-        docker_command(
-            &format!("unix://{}", socket.display()),
-            None,
-            &dir.join("cfg"),
-        )
-        .arg("create")
-        .args(args)
-        .args(command),
+    let mut cmd = docker_command(
+        &format!("unix://{}", socket.display()),
         None,
-        Duration::from_secs(30),
+        &dir.join("cfg"),
     );
+    cmd.args(args).envs(env.iter().copied());
+    let out = run_with_timeout(&mut cmd, None, Duration::from_secs(30));
     rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| {
         panic!(
-            "the docker CLI sent no create for {args:?}: {}{}",
+            "the docker CLI sent nothing for {args:?}: {}{}",
             out.stdout, out.stderr
         )
     })
 }
 
-/// Answers one request on `conn` (one per connection: `Connection: close`). Returns the body
-/// of a container create.
-fn answer_one(mut conn: UnixStream) -> Option<String> {
+/// Answers one request on `conn` (one per connection: `Connection: close`). Returns the
+/// request unless it was a `_ping`.
+fn answer_one(mut conn: UnixStream) -> Option<Captured> {
     conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -384,13 +411,14 @@ fn answer_one(mut conn: UnixStream) -> Option<String> {
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap_or(0))
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
         })
+    };
+    let length: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     while buf.len() < head_end + length {
         let n = conn.read(&mut chunk).ok()?;
@@ -399,7 +427,7 @@ fn answer_one(mut conn: UnixStream) -> Option<String> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let request_line = head.lines().next().unwrap_or("");
+    let request_line = head.lines().next().unwrap_or("").to_string();
     let reply = |status: &str, body: &str| {
         format!(
             "HTTP/1.1 {status}\r\nApi-Version: 1.41\r\nOstype: linux\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -412,9 +440,49 @@ fn answer_one(mut conn: UnixStream) -> Option<String> {
     }
     let _ =
         conn.write_all(reply("500 Internal Server Error", r#"{"message":"captured"}"#).as_bytes());
-    request_line
-        .contains("/containers/create")
-        .then(|| String::from_utf8_lossy(&buf[head_end..]).into_owned())
+    let end = (head_end + length).min(buf.len());
+    Some(Captured {
+        request_line,
+        content_type: header("content-type").unwrap_or_default(),
+        body: String::from_utf8_lossy(&buf[head_end..end]).into_owned(),
+    })
+}
+
+#[test]
+fn the_cli_classic_build_is_allowed_and_its_escapes_are_denied() {
+    let oracle = Oracle::new();
+    let context = fresh_dir("build-context");
+    std::fs::write(context.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let context = context.to_str().unwrap();
+    let cases: [(&[&str], bool); 4] = [
+        (&[], true),
+        (&["--network", "host"], false),
+        (&["--network", "container:abc"], false),
+        (&["--cgroup-parent", "/dockgate"], false),
+    ];
+    for (extra, expect_allowed) in cases {
+        let args: Vec<&str> = ["build", "-t", "dgt-build"]
+            .iter()
+            .chain(extra)
+            .chain([&context])
+            .copied()
+            .collect();
+        let captured = capture_cli(&args, &[("DOCKER_BUILDKIT", "0")]);
+        assert!(
+            captured.request_line.starts_with("POST /v1.41/build?"),
+            "{}",
+            captured.request_line
+        );
+        let (allowed, explain) =
+            oracle.explain("POST", captured.target(), &captured.content_type, "");
+        assert_eq!(
+            allowed,
+            expect_allowed,
+            "docker {}\n{}\n{explain}",
+            args.join(" "),
+            captured.request_line
+        );
+    }
 }
 
 #[test]
