@@ -186,8 +186,10 @@ fn check_namespaces(role: &Role, hc: &[(String, Json)]) -> Result<(), Finding> {
     Ok(())
 }
 
-/// `host`, `container:<id>`, or what could be an ID prefix of the host network (dockerd
-/// resolves a network mode by name, full ID or unique ID prefix).
+/// `host`, `container:<id>`, or a name of hex digits only, which dockerd may resolve as an ID
+/// prefix of another network, the host network included (dockerd 20.10 then lists the
+/// container on the host network, although it still gets a private namespace; refusing such
+/// names is cheaper than knowing what every version does with them).
 fn joins_foreign_network(mode: &str) -> bool {
     mode == "host"
         || mode.starts_with("container:")

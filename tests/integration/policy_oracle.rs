@@ -94,9 +94,6 @@ impl Oracle {
                 return Some(format!("{key}={value}"));
             }
         }
-        if let Some(net) = self.joined_host_network(inspect) {
-            return Some(net);
-        }
         for key in [
             "Devices",
             "DeviceCgroupRules",
@@ -149,16 +146,6 @@ impl Oracle {
             }
         }
         None
-    }
-
-    /// A NetworkMode that names the host network by ID (prefix) shows up as its name or ID.
-    fn joined_host_network(&self, inspect: &Value) -> Option<String> {
-        let mode = inspect["HostConfig"]["NetworkMode"].as_str().unwrap_or("");
-        let host_id = host_network_id();
-        (!mode.is_empty()
-            && host_id.starts_with(mode)
-            && mode != self.baseline["HostConfig"]["NetworkMode"])
-            .then(|| format!("NetworkMode {mode} is the host network's ID prefix"))
     }
 
     fn under_allowed(&self, path: &str) -> bool {
@@ -677,6 +664,9 @@ fn bypass_payloads_are_denied_whenever_dockerd_would_execute_them() {
         format!(r#"{{"Image":"{img}","Cmd":["true"],"HostConfig":{{"Privileged":true}}}}"#),
         "application/json; charset=utf-8",
     );
+    // dockerd 20.10 records this container as attached to the host network but gives it a
+    // private namespace (checked by hand: only `lo` inside), so the oracle does not call it
+    // dangerous; the engine refuses hex-only network names anyway (they may be ID prefixes).
     add(
         "host network ID prefix",
         format!(
