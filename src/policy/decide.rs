@@ -442,6 +442,62 @@ allow = ["read"]
         assert!(decide(&cn("alice"), "POST", "/v1.23/containers/c/start", "{}").allowed());
     }
 
+    /// Bad input gets an answer, never a panic: mangled bodies and targets, decided for an
+    /// inspected role. A small deterministic generator keeps the test reproducible.
+    #[test]
+    fn mangled_requests_never_panic() {
+        let seeds = [
+            r#"{"Image":"busybox","HostConfig":{"Binds":["/srv/ci-cache:/c"],"Mounts":[{"Type":"volume","VolumeOptions":{"DriverConfig":{"Options":{"o":"bind","device":"/"}}}}],"CapAdd":["x"],"NetworkMode":"host"},"NetworkingConfig":{"EndpointsConfig":{"n":{"DriverOpts":{}}}}}"#,
+            r#"{"Cmd":["sh"],"Privileged":true,"User":"0"}"#,
+            r#"{"Name":"v","DriverOpts":{"type":"none","o":"bind","device":"/"}}"#,
+        ];
+        let targets = [
+            "/v1.41/containers/create",
+            "/v1.41/containers/c/exec",
+            "/volumes/create",
+            "/v1.23/containers/c/start",
+            "/build?networkmode=host&remote=x",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        const NOISE: &[u8] = b"{}[]\",:\\\x00\xc5\xbf";
+        let p = policy();
+        for round in 0..3000 {
+            let mut body = seeds[round % seeds.len()].as_bytes().to_vec();
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % body.len().max(1);
+                match next() % 4 {
+                    0 => body.truncate(at),
+                    1 if at < body.len() => body[at] = (next() % 256) as u8,
+                    2 => body.insert(at.min(body.len()), NOISE[(next() as usize) % NOISE.len()]),
+                    _ => body.extend_from_slice(b"}]"),
+                }
+            }
+            let mut target = targets[round % targets.len()].as_bytes().to_vec();
+            if next() % 3 == 0 {
+                let at = (next() as usize) % target.len();
+                target.insert(at, b"%./?#*"[(next() % 6) as usize]);
+            }
+            let target = String::from_utf8_lossy(&target).into_owned();
+            let headers: &[(&str, &[u8])] = &[("Content-Type", b"application/json")];
+            let d = p.decide(
+                &ci(),
+                &Request {
+                    method: "POST",
+                    target: &target,
+                    headers,
+                    body: &body,
+                },
+            );
+            assert!(!d.message.is_empty());
+        }
+    }
+
     #[test]
     fn attach_and_exec_start_need_their_groups() {
         let observer = CertIdentity {

@@ -360,7 +360,11 @@ fn parse_deny_rule(rule: &Spanned<String>) -> Result<DenyRule, Invalid> {
 
 /// 1-based line and column (in characters) of a byte offset.
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1; // a span inside a multi-byte character: point at the character
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     (line, before[line_start..].chars().count() + 1)
@@ -486,6 +490,17 @@ allow = ["read"]
             let err = parse_text(text).unwrap_err();
             assert!(err.message.contains(needle), "{text}: {err}");
             assert!(err.line >= 1, "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn positions_count_characters_and_survive_any_offset() {
+        let text = "a = \"\u{17f}\u{17f}\"\nb";
+        assert_eq!(line_and_column(text, 0), (1, 1));
+        assert_eq!(line_and_column(text, text.len()), (2, 2));
+        for offset in 0..text.len() + 3 {
+            let (line, column) = line_and_column(text, offset);
+            assert!(line >= 1 && column >= 1);
         }
     }
 
