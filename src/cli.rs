@@ -72,6 +72,10 @@ LOGGING:
     -h, --help            Print this help.
     -V, --version         Print the version.
 
+SUBCOMMANDS:
+    dockgate policy check FILE       Validate an access policy (see dockgate policy --help).
+    dockgate policy explain FILE ... Show the decision for one request.
+
 Clients use the normal docker CLI:
     DOCKER_HOST=tcp://HOST:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=DIR docker version
 ";
@@ -106,10 +110,15 @@ pub enum Command {
     Run(Box<Flags>),
     Help,
     Version,
+    /// `dockgate policy ...`: the arguments after `policy` (see `policy::cli`).
+    Policy(Vec<OsString>),
 }
 
 /// Parses the arguments (without the program name).
 pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
+    if args.first().is_some_and(|a| a == "policy") {
+        return Ok(Command::Policy(args[1..].to_vec()));
+    }
     let mut args = pico_args::Arguments::from_vec(args);
     if args.contains(["-h", "--help"]) {
         return Ok(Command::Help);
@@ -196,6 +205,16 @@ mod tests {
             .unwrap_err()
             .contains("--tlscacrt"));
         assert!(parse_strs(&["--tlscert"]).is_err());
+    }
+
+    #[test]
+    fn policy_subcommand_takes_the_rest_of_the_arguments() {
+        let Ok(Command::Policy(rest)) = parse_strs(&["policy", "check", "p.toml", "--cn", "x"])
+        else {
+            panic!("expected the policy subcommand");
+        };
+        assert_eq!(rest, ["check", "p.toml", "--cn", "x"]);
+        assert!(HELP.contains("dockgate policy check FILE"));
     }
 
     #[test]

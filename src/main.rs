@@ -9,6 +9,7 @@
 #![cfg_attr(not(windows), forbid(unsafe_code))]
 #![cfg_attr(windows, deny(unsafe_code))]
 
+mod api;
 mod audit;
 mod cli;
 mod config;
@@ -22,6 +23,7 @@ mod http;
 mod logging;
 mod net;
 mod refusals;
+mod policy;
 mod registry;
 mod relay;
 mod reload;
@@ -72,6 +74,9 @@ fn run() -> Result<(), Failure> {
         Command::Version => {
             println!("dockgate {}", env!("CARGO_PKG_VERSION"));
             return Ok(());
+        }
+        Command::Policy(args) => {
+            return policy::cli::run(args).map_err(|(code, message)| Failure { code, message })
         }
         Command::Run(flags) => flags,
     };

@@ -21,6 +21,7 @@ mod large_crl;
 mod malformed;
 mod pfx;
 mod preauth;
+mod policy_oracle;
 mod refusals;
 mod reload;
 mod reload_broken;

@@ -1,0 +1,203 @@
+//! A strict JSON reader for the bodies the policy inspects. It keeps every object's members
+//! in order, refuses duplicate keys at any depth and trailing data after the value.
+//!
+//! Why not `serde_json::Value` or derived structs: dockerd decodes with Go's `encoding/json`,
+//! where duplicate keys and duplicate objects *merge* and keys match case-insensitively;
+//! `Value` keeps only the last duplicate and derive matches case-sensitively, so either would
+//! decide on something other than what dockerd executes. Here serde_json does the tokenizing
+//! (escapes in keys and strings are decoded, so `"Privil\u0065ged"` arrives as `Privileged`)
+//! and a visitor keeps the members as a list, so nothing is lost before the policy looks.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A JSON value with object members in document order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// Parses a whole body: exactly one JSON value, optionally surrounded by whitespace.
+    pub fn parse(body: &[u8]) -> Result<Json, String> {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let value = Json::deserialize(&mut deserializer).map_err(|e| e.to_string())?;
+        deserializer
+            .end()
+            .map_err(|_| "trailing data after the JSON value".to_string())?;
+        Ok(value)
+    }
+
+    pub fn as_object(&self) -> Option<&[(String, Json)]> {
+        match self {
+            Json::Object(members) => Some(members),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The member `key` (spelled exactly) of an object.
+    #[cfg(test)]
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        self.as_object()?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// What Go would decode as "not set": null, false, 0, "", [] or {}.
+    pub fn is_empty_value(&self) -> bool {
+        match self {
+            Json::Null => true,
+            Json::Bool(b) => !b,
+            Json::Number(n) => n.as_f64() == Some(0.0),
+            Json::String(s) => s.is_empty(),
+            Json::Array(items) => items.is_empty(),
+            Json::Object(members) => members.is_empty(),
+        }
+    }
+
+    /// A short name of the JSON type, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Json::Null => "null",
+            Json::Bool(_) => "a boolean",
+            Json::Number(_) => "a number",
+            Json::String(_) => "a string",
+            Json::Array(_) => "an array",
+            Json::Object(_) => "an object",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+        serde_json::Number::from_f64(v)
+            .map(Json::Number)
+            .ok_or_else(|| E::custom("number out of range"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Json, E> {
+        Ok(Json::String(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut members: Vec<(String, Json)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if members.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            let value = map.next_value()?;
+            members.push((key, value));
+        }
+        Ok(Json::Object(members))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_keep_their_order_and_escapes_are_decoded() {
+        let v = Json::parse(br#"{"b":1,"Privil\u0065ged":true,"a":[null,"x"]}"#).unwrap();
+        let keys: Vec<&str> = v
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(keys, ["b", "Privileged", "a"]);
+        assert_eq!(v.get("Privileged"), Some(&Json::Bool(true)));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        for body in [
+            r#"{"Privileged":false,"Privileged":true}"#,
+            r#"{"HostConfig":{"Privileged":true},"HostConfig":{"Memory":1}}"#,
+            r#"{"HostConfig":{"Sysctls":{"a":"1","a":"2"}}}"#,
+            r#"[{"x":1,"x":1}]"#,
+        ] {
+            let err = Json::parse(body.as_bytes()).unwrap_err();
+            assert!(err.contains("duplicate key"), "{body}: {err}");
+        }
+        // Different spellings are different keys here; the policy refuses the non-canonical one.
+        assert!(Json::parse(br#"{"Privileged":false,"privileged":true}"#).is_ok());
+    }
+
+    #[test]
+    fn trailing_data_and_bad_json_are_refused() {
+        for body in [
+            &br#"{"Image":"x"}}"#[..],
+            br#"{"Image":"x"}]"#,
+            br#"{"Image":"x"} {"Privileged":true}"#,
+            br#"{"Image":"x"}garbage"#,
+            br#"{"Image":"x""#,
+            b"",
+            br#"{"Image":"\ud800"}"#,
+            b"{\"Image\":\"\xff\"}",
+        ] {
+            assert!(
+                Json::parse(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(Json::parse(b" {\"Image\":\"x\"}\r\n ").is_ok());
+    }
+}
