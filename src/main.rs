@@ -10,6 +10,7 @@
 #![cfg_attr(windows, deny(unsafe_code))]
 
 mod audit;
+mod ca;
 mod cli;
 mod config;
 mod conn;
@@ -51,6 +52,10 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    // `dockgate ca ...` is a separate tool that shares nothing with the gate (src/ca/).
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == "ca") {
+        return ca::main(std::env::args_os().skip(2).collect());
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
