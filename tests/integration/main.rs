@@ -7,10 +7,14 @@
 
 mod common;
 
+mod ca_bad_input;
+mod ca_files;
+mod ca_lifecycle;
 mod chain;
 mod crl_expiry;
 mod crl_policy;
 mod crl_url;
+mod demo_pki;
 mod docker_cli;
 mod flags;
 mod harness;
