@@ -13,7 +13,9 @@ use super::cli::{InitArgs, IssueArgs, RevokeArgs};
 use super::crl::{self, CRL_FILE, DEFAULT_CRL_DAYS};
 use super::db::{format_time, Database, Kind, Record, Status, DB_FILE};
 use super::export;
-use super::files::{create_new, read_text, replace_atomically, Access, DirLock};
+use super::files::{
+    create_new, create_private_dir, read_text, replace_atomically, Access, DirLock,
+};
 
 /// The files `init` writes, in the order it writes them.
 const CA_FILES: [&str; 6] = [CA_KEY, CA_CERT, SERVER_KEY, SERVER_CERT, CRL_FILE, DB_FILE];
@@ -151,10 +153,15 @@ pub fn issue(args: IssueArgs) -> Result<(), String> {
         .map(|c| c.serial.clone())
         .collect();
 
-    // Recorded first: a certificate that exists is always one that can be revoked.
+    // The folder first (a wrong --out fails here, before anything changed), then the database
+    // (a certificate that exists is always one that can be revoked), then the files.
+    create_private_dir(&args.out)?;
     db.certs.push(record(&issued, Kind::Client, &args.name));
-    db.save(&args.dir)?;
-    export::write_cert_dir(&args.out, &ca.cert_pem, &issued)?;
+    if let Err(e) = db.save(&args.dir) {
+        let _ = std::fs::remove_dir(&args.out);
+        return Err(e);
+    }
+    export::write_cert_files(&args.out, &ca.cert_pem, &issued)?;
     if let (Some(path), Some(bytes)) = (&context_file, &context) {
         create_new(path, bytes, Access::OwnerOnly)?;
     }

@@ -11,11 +11,10 @@
 use std::path::Path;
 
 use super::certs::Issued;
-use super::files::{create_new, create_private_dir, Access};
+use super::files::{create_new, Access};
 
-/// Writes `dir/ca.pem`, `dir/cert.pem` and `dir/key.pem`; `dir` must not exist.
-pub fn write_cert_dir(dir: &Path, ca_pem: &str, issued: &Issued) -> Result<(), String> {
-    create_private_dir(dir)?;
+/// Writes `dir/ca.pem`, `dir/cert.pem` and `dir/key.pem` into the (new, empty) folder `dir`.
+pub fn write_cert_files(dir: &Path, ca_pem: &str, issued: &Issued) -> Result<(), String> {
     create_new(&dir.join("ca.pem"), ca_pem.as_bytes(), Access::Public)?;
     create_new(
         &dir.join("cert.pem"),

@@ -109,3 +109,19 @@ fn a_held_lock_refuses_and_existing_outputs_are_not_overwritten() {
     assert_eq!(snapshot(&alice), folder);
     assert_eq!(ca.snapshot(), before, "a refused issue changed the CA");
 }
+
+/// An --out whose parent does not exist fails before the certificate is recorded: the database
+/// does not list a certificate nobody received.
+#[test]
+fn issue_to_an_impossible_path_records_nothing() {
+    let ca = CaDir::init();
+    let before = ca.snapshot();
+    let out = ca.run(
+        "issue",
+        &["carol", "--out", "no-such-parent/carol", "--context", "h:1"],
+    );
+    assert_one_line_failure(&out, "issue", "cannot create no-such-parent/carol");
+    assert_eq!(ca.snapshot(), before);
+    assert!(!ca.work.join("no-such-parent").exists());
+    assert!(!ca.ok("list", &[]).contains("carol"));
+}

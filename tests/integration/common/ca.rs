@@ -90,14 +90,14 @@ impl CaDir {
         Gate::start(self.gate_args())
     }
 
-    /// Every file under the CA directory with its bytes (to show a command changed nothing).
-    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+    /// Every file under the CA directory with its text (to show a command changed nothing).
+    pub fn snapshot(&self) -> BTreeMap<String, String> {
         snapshot(&self.dir)
     }
 }
 
-/// Files (recursively) under `dir` with their contents, by relative path.
-pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+/// Files (recursively) under `dir` with their contents (all PEM or text), by relative path.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
@@ -107,7 +107,8 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 pending.push(path);
             } else {
                 let name = path.strip_prefix(dir).unwrap().display().to_string();
-                files.insert(name, std::fs::read(&path).unwrap());
+                let bytes = std::fs::read(&path).unwrap();
+                files.insert(name, String::from_utf8_lossy(&bytes).into_owned());
             }
         }
     }
