@@ -17,6 +17,8 @@ use super::files::{
     create_new, create_private_dir, read_text, replace_atomically, Access, DirLock,
 };
 
+const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 /// The files `init` writes, in the order it writes them.
 const CA_FILES: [&str; 6] = [CA_KEY, CA_CERT, SERVER_KEY, SERVER_CERT, CRL_FILE, DB_FILE];
 
@@ -30,7 +32,14 @@ pub fn init(args: InitArgs) -> Result<(), String> {
     if args.dir.exists() && !args.dir.is_dir() {
         return Err(format!("{} is not a directory", args.dir.display()));
     }
+    let contents = new_ca_files(&args)?;
+    write_all_or_nothing(&args.dir, &contents)?;
+    print_init_summary(&args);
+    Ok(())
+}
 
+/// Everything `init` writes, made in memory: (file name, contents, who may read it).
+fn new_ca_files(args: &InitArgs) -> Result<Vec<(&'static str, String, Access)>, String> {
     let (ca, ca_key) = Ca::create(&args.ca_name, args.days_ca)?;
     let names = ServerNames {
         dns: args.server_names.clone(),
@@ -42,35 +51,42 @@ pub fn init(args: InitArgs) -> Result<(), String> {
         .push(record(&server, Kind::Server, &args.server_names[0]));
     db.crl_number = 1;
     let crl = crl::sign(&ca, &db, DEFAULT_CRL_DAYS)?;
+    Ok(vec![
+        (CA_KEY, ca_key, Access::OwnerOnly),
+        (CA_CERT, ca.cert_pem.clone(), Access::Public),
+        (SERVER_KEY, server.key_pem, Access::OwnerOnly),
+        (SERVER_CERT, server.cert_pem, Access::Public),
+        (CRL_FILE, crl, Access::Public),
+        (DB_FILE, db.render(), Access::Public),
+    ])
+}
 
-    let created_dir = !args.dir.exists();
+/// Creates `dir` if needed and every file in it, none of which may exist; on a failure removes
+/// what this run created, so a CA is either complete or absent.
+fn write_all_or_nothing(dir: &Path, contents: &[(&str, String, Access)]) -> Result<(), String> {
+    let created_dir = !dir.exists();
     if created_dir {
-        create_dir_all_private(&args.dir)?;
+        create_dir_all_private(dir)?;
     }
-    let contents: [(&str, &str, Access); 6] = [
-        (CA_KEY, &ca_key, Access::OwnerOnly),
-        (CA_CERT, &ca.cert_pem, Access::Public),
-        (SERVER_KEY, &server.key_pem, Access::OwnerOnly),
-        (SERVER_CERT, &server.cert_pem, Access::Public),
-        (CRL_FILE, &crl, Access::Public),
-        (DB_FILE, &db.render(), Access::Public),
-    ];
     let mut written = Vec::new();
     for (file, text, access) in contents {
-        let path = args.dir.join(file);
-        if let Err(e) = create_new(&path, text.as_bytes(), access) {
-            // Leave nothing half-made: remove what this run created.
+        let path = dir.join(file);
+        if let Err(e) = create_new(&path, text.as_bytes(), *access) {
             written.iter().for_each(|p| drop(std::fs::remove_file(p)));
             if created_dir {
-                let _ = std::fs::remove_dir(&args.dir);
+                let _ = std::fs::remove_dir(dir);
             }
             return Err(format!("{e}; nothing was kept"));
         }
         written.push(path);
     }
+    Ok(())
+}
 
+fn print_init_summary(args: &InitArgs) {
     let dir = absolute(&args.dir);
     let ips: Vec<String> = args.server_ips.iter().map(IpAddr::to_string).collect();
+    let next_update = SystemTime::now() + DAY * DEFAULT_CRL_DAYS;
     println!(
         "Created a CA in {}: {CA_CERT} (\"CN={}\", {} days), {CA_KEY} (0600, keep it here), {SERVER_CERT} and {SERVER_KEY} for {} ({} days), {CRL_FILE} (number 1, nextUpdate {}), {DB_FILE}.",
         dir.display(),
@@ -78,7 +94,7 @@ pub fn init(args: InitArgs) -> Result<(), String> {
         args.days_ca,
         [args.server_names.clone(), ips].concat().join(", "),
         args.days_server,
-        format_time(SystemTime::now() + std::time::Duration::from_secs(86_400) * DEFAULT_CRL_DAYS),
+        format_time(next_update),
     );
     println!("Serve with:");
     println!("{}", serve_command(&dir));
@@ -88,7 +104,6 @@ pub fn init(args: InitArgs) -> Result<(), String> {
         quote(&dir.to_string_lossy()),
         args.server_names[0]
     );
-    Ok(())
 }
 
 /// The gate's command line for the files of `dir` (add --listen and --upstream as needed).
@@ -105,25 +120,7 @@ fn serve_command(dir: &Path) -> String {
 
 pub fn issue(args: IssueArgs) -> Result<(), String> {
     require_ca_dir(&args.dir)?;
-    let context_file = args
-        .context
-        .as_ref()
-        .map(|_| with_suffix(&args.out, ".dockercontext"));
-    let pfx_file = args
-        .pfx_password_file
-        .as_ref()
-        .map(|_| with_suffix(&args.out, ".pfx"));
-    for path in std::iter::once(&args.out)
-        .chain(&context_file)
-        .chain(&pfx_file)
-    {
-        if path.exists() || path.is_symlink() {
-            return Err(format!(
-                "{} already exists; nothing was changed",
-                path.display()
-            ));
-        }
-    }
+    let outputs = IssueOutputs::new(&args)?;
     let password = args
         .pfx_password_file
         .as_deref()
@@ -155,20 +152,64 @@ pub fn issue(args: IssueArgs) -> Result<(), String> {
 
     // The folder first (a wrong --out fails here, before anything changed), then the database
     // (a certificate that exists is always one that can be revoked), then the files.
-    create_private_dir(&args.out)?;
+    create_private_dir(&outputs.folder)?;
     db.certs.push(record(&issued, Kind::Client, &args.name));
     if let Err(e) = db.save(&args.dir) {
-        let _ = std::fs::remove_dir(&args.out);
+        let _ = std::fs::remove_dir(&outputs.folder);
         return Err(e);
     }
-    export::write_cert_files(&args.out, &ca.cert_pem, &issued)?;
-    if let (Some(path), Some(bytes)) = (&context_file, &context) {
-        create_new(path, bytes, Access::OwnerOnly)?;
+    export::write_cert_files(&outputs.folder, &ca.cert_pem, &issued)?;
+    for (path, bytes) in [(&outputs.context, &context), (&outputs.pfx, &pfx)] {
+        if let (Some(path), Some(bytes)) = (path, bytes) {
+            create_new(path, bytes, Access::OwnerOnly)?;
+        }
     }
-    if let (Some(path), Some(bytes)) = (&pfx_file, &pfx) {
-        create_new(path, bytes, Access::OwnerOnly)?;
-    }
+    print_issue_summary(&args, &outputs, &issued, &earlier);
+    Ok(())
+}
 
+/// Where `issue` writes: the folder, and `PATH.dockercontext` / `PATH.pfx` when asked for.
+struct IssueOutputs {
+    folder: PathBuf,
+    context: Option<PathBuf>,
+    pfx: Option<PathBuf>,
+}
+
+impl IssueOutputs {
+    /// The paths for `args`, none of which may exist (nothing is ever overwritten).
+    fn new(args: &IssueArgs) -> Result<IssueOutputs, String> {
+        let outputs = IssueOutputs {
+            folder: args.out.clone(),
+            context: args
+                .context
+                .as_ref()
+                .map(|_| with_suffix(&args.out, ".dockercontext")),
+            pfx: args
+                .pfx_password_file
+                .as_ref()
+                .map(|_| with_suffix(&args.out, ".pfx")),
+        };
+        let all = std::iter::once(&outputs.folder)
+            .chain(&outputs.context)
+            .chain(&outputs.pfx);
+        for path in all {
+            if path.exists() || path.is_symlink() {
+                return Err(format!(
+                    "{} already exists; nothing was changed",
+                    path.display()
+                ));
+            }
+        }
+        Ok(outputs)
+    }
+}
+
+fn print_issue_summary(
+    args: &IssueArgs,
+    outputs: &IssueOutputs,
+    issued: &Issued,
+    earlier: &[String],
+) {
     println!(
         "Issued {} to \"{}\": serial {}, clientAuth, valid until {}.",
         args.name,
@@ -178,10 +219,10 @@ pub fn issue(args: IssueArgs) -> Result<(), String> {
     );
     println!(
         "{}: ca.pem, cert.pem, key.pem (0600); use DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={}",
-        args.out.display(),
-        absolute(&args.out).display()
+        outputs.folder.display(),
+        absolute(&outputs.folder).display()
     );
-    if let (Some(path), Some(host_port)) = (&context_file, &args.context) {
+    if let (Some(path), Some(host_port)) = (&outputs.context, &args.context) {
         println!(
             "{} (0600): docker context import {} {} && docker --context {} ps   (gate at {host_port})",
             path.display(),
@@ -190,7 +231,7 @@ pub fn issue(args: IssueArgs) -> Result<(), String> {
             args.name
         );
     }
-    if let Some(path) = &pfx_file {
+    if let Some(path) = &outputs.pfx {
         println!(
             "{} (0600): PKCS#12 with the certificate, the CA and the key",
             path.display()
@@ -203,7 +244,6 @@ pub fn issue(args: IssueArgs) -> Result<(), String> {
             earlier.join(", ")
         );
     }
-    Ok(())
 }
 
 pub fn revoke(args: RevokeArgs) -> Result<(), String> {
@@ -288,7 +328,7 @@ fn print_crl_summary(dir: &Path, db: &Database, number: u64, days: u32) {
     println!(
         "Wrote {}: CRL number {number}, {revoked} revoked, nextUpdate {}.",
         dir.join(CRL_FILE).display(),
-        format_time(SystemTime::now() + std::time::Duration::from_secs(86_400) * days)
+        format_time(SystemTime::now() + DAY * days)
     );
 }
 
