@@ -26,10 +26,30 @@ fn openssl_verify(ca: &CaDir, extra: &[&str], cert: &Path) -> crate::common::uti
 #[test]
 fn openssl_agrees_with_the_crl_and_the_key_usages() {
     let ca = CaDir::init();
-    let alice = ca.issue("alice", &["--ou", "dev"]).join("cert.pem");
+    let alice = ca
+        .issue(
+            "alice",
+            &[
+                "--ou",
+                "dev",
+                "--san-uri",
+                "spiffe://corp/alice",
+                "--days",
+                "7",
+            ],
+        )
+        .join("cert.pem");
     let bob = ca.issue("bob", &[]).join("cert.pem");
     ca.ok("revoke", &["bob", "--reason", "keyCompromise"]);
     let bob_serial = serial_of(&bob);
+    let list = ca.ok("list", &[]);
+    let bob_line = list.lines().find(|l| l.starts_with(&bob_serial)).unwrap();
+    assert!(
+        bob_line.contains(" bob ")
+            && bob_line.contains("revoked")
+            && bob_line.contains("keyCompromise"),
+        "{list}"
+    );
 
     for check in ["-crl_check", "-crl_check_all"] {
         let good = openssl_verify(&ca, &[check, "-purpose", "sslclient"], &alice);
@@ -111,6 +131,30 @@ fn openssl_agrees_with_the_crl_and_the_key_usages() {
     assert!(
         !subject.stdout.contains("Server Authentication"),
         "{subject:?}"
+    );
+    let alice_sans = run_tool(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            alice.to_str().unwrap(),
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+    );
+    assert!(
+        alice_sans.stdout.contains("URI:spiffe://corp/alice"),
+        "{alice_sans:?}"
+    );
+    let end = run_tool(
+        "openssl",
+        &["x509", "-in", alice.to_str().unwrap(), "-noout", "-enddate"],
+    );
+    let in_a_week = run_tool("date", &["-u", "-d", "+7 days", "+%b %e"]);
+    assert!(
+        end.stdout.contains(in_a_week.stdout.trim()),
+        "--days 7: {end:?}"
     );
     let sans = run_tool(
         "openssl",
