@@ -212,3 +212,28 @@ pub fn mode_of(path: &Path) -> u32 {
         .mode()
         & 0o777
 }
+
+/// Asserts that an openssl date line (`notAfter=Dec  6 19:53:24 2026 GMT`,
+/// `nextUpdate=...`) is `days` from now, within ten minutes.
+pub fn assert_days_ahead(openssl_line: &str, days: u64) {
+    let date = openssl_line
+        .trim()
+        .split_once('=')
+        .unwrap_or_else(|| panic!("not a NAME=DATE line: {openssl_line:?}"))
+        .1;
+    let parsed = run_tool("date", &["-u", "-d", date, "+%s"]);
+    let at: u64 = parsed
+        .stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{parsed:?}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expected = now + days * 86_400;
+    assert!(
+        at.abs_diff(expected) < 600,
+        "{openssl_line:?} is not {days} days from now"
+    );
+}
