@@ -14,7 +14,8 @@ use super::crl::{self, CRL_FILE, DEFAULT_CRL_DAYS};
 use super::db::{format_time, Database, Kind, Record, Status, DB_FILE};
 use super::export;
 use super::files::{
-    create_new, create_private_dir, read_text, replace_atomically, Access, DirLock,
+    create_new, create_private_dir, create_private_dir_all, read_text, replace_atomically, Access,
+    DirLock,
 };
 
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
@@ -66,7 +67,7 @@ fn new_ca_files(args: &InitArgs) -> Result<Vec<(&'static str, String, Access)>, 
 fn write_all_or_nothing(dir: &Path, contents: &[(&str, String, Access)]) -> Result<(), String> {
     let created_dir = !dir.exists();
     if created_dir {
-        create_dir_all_private(dir)?;
+        create_private_dir_all(dir)?;
     }
     let mut written = Vec::new();
     for (file, text, access) in contents {
@@ -536,19 +537,6 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
-}
-
-fn create_dir_all_private(dir: &Path) -> Result<(), String> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -97,16 +97,34 @@ fn sync_parent(path: &Path) {
 
 /// Creates a directory readable by its owner only (0700), failing if it exists.
 pub fn create_private_dir(path: &Path) -> Result<(), String> {
+    private_dir_builder()
+        .create(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => format!("{} already exists", path.display()),
+            _ => format!("cannot create {}: {e}", path.display()),
+        })
+}
+
+/// Creates a directory (0700) and its missing parents; an existing one is fine.
+pub fn create_private_dir_all(path: &Path) -> Result<(), String> {
+    private_dir_builder()
+        .recursive(true)
+        .create(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
+#[cfg(unix)]
+fn private_dir_builder() -> std::fs::DirBuilder {
+    use std::os::unix::fs::DirBuilderExt;
     let mut builder = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(path).map_err(|e| match e.kind() {
-        io::ErrorKind::AlreadyExists => format!("{} already exists", path.display()),
-        _ => format!("cannot create {}: {e}", path.display()),
-    })
+    builder.mode(0o700);
+    builder
+}
+
+/// Windows has no modes: the directory inherits its parent's ACL.
+#[cfg(not(unix))]
+fn private_dir_builder() -> std::fs::DirBuilder {
+    std::fs::DirBuilder::new()
 }
 
 /// Reads a text file, naming it in the error.
