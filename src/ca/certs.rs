@@ -65,7 +65,7 @@ impl Ca {
         let key = new_key()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(common_name, &[]);
-        params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+        params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
         set_validity(&mut params, days);
         // pathlen 0: this CA signs leaves only, never another CA.
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -119,7 +119,7 @@ impl Ca {
             .dns
             .first()
             .ok_or("a server certificate needs at least one --server-name")?;
-        let mut params = leaf_params(dn(first, &[]), days, ExtendedKeyUsagePurpose::ServerAuth);
+        let mut params = leaf_params(dn(first, &[]), days, ExtendedKeyUsagePurpose::ServerAuth)?;
         for name in &names.dns {
             let name = name
                 .clone()
@@ -144,7 +144,7 @@ impl Ca {
             dn(name, &profile.organizational_units),
             days,
             ExtendedKeyUsagePurpose::ClientAuth,
-        );
+        )?;
         for uri in &profile.san_uris {
             let value = uri
                 .clone()
@@ -186,16 +186,16 @@ fn leaf_params(
     subject: DistinguishedName,
     days: u32,
     usage: ExtendedKeyUsagePurpose,
-) -> CertificateParams {
+) -> Result<CertificateParams, String> {
     let mut params = CertificateParams::default();
     params.distinguished_name = subject;
-    params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     set_validity(&mut params, days);
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![usage];
     params.use_authority_key_identifier_extension = true;
-    params
+    Ok(params)
 }
 
 fn set_validity(params: &mut CertificateParams, days: u32) {
@@ -223,14 +223,14 @@ fn subject_text(common_name: &str, organizational_units: &[String]) -> String {
 
 /// 16 random bytes, first bit clear (a positive ASN.1 integer) and first byte non-zero (so the
 /// DER encoding is exactly these bytes and the hex that logs show is stable).
-fn random_serial() -> [u8; 16] {
+fn random_serial() -> Result<[u8; 16], String> {
     let mut serial = [0u8; 16];
     let random = rustls::crypto::ring::default_provider().secure_random;
     random
         .fill(&mut serial)
-        .expect("the system random number generator failed");
+        .map_err(|_| "the system random number generator failed".to_string())?;
     serial[0] = (serial[0] & 0x7f).max(1);
-    serial
+    Ok(serial)
 }
 
 pub fn hex(bytes: &[u8]) -> String {
