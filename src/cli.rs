@@ -10,6 +10,7 @@ dockgate: mutual-TLS gateway for the Docker Engine API that enforces certificate
 
 USAGE:
     dockgate --tlscacert CA.pem --tlscert SERVER.pem --tlskey SERVER-KEY.pem --crl CRL.pem [OPTIONS]
+    dockgate ca init|issue|revoke|crl|list|renew-server ...   (a small CA; see dockgate ca --help)
 
 TLS:
     --tlscacert FILE      CA bundle (PEM) that issues CLIENT certificates. Only these CAs are

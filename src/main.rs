@@ -11,6 +11,7 @@
 
 mod api;
 mod audit;
+mod ca;
 mod cli;
 mod config;
 mod conn;
@@ -22,8 +23,8 @@ mod handshakers;
 mod http;
 mod logging;
 mod net;
-mod refusals;
 mod policy;
+mod refusals;
 mod registry;
 mod relay;
 mod reload;
@@ -56,6 +57,10 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    // `dockgate ca ...` is a separate tool that shares nothing with the gate (src/ca/).
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == "ca") {
+        return ca::main(std::env::args_os().skip(2).collect());
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

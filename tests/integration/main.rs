@@ -8,10 +8,14 @@
 mod common;
 
 mod audit_log;
+mod ca_bad_input;
+mod ca_files;
+mod ca_lifecycle;
 mod chain;
 mod crl_expiry;
 mod crl_policy;
 mod crl_url;
+mod demo_pki;
 mod docker_cli;
 mod flags;
 mod harness;
@@ -20,8 +24,8 @@ mod json_log;
 mod large_crl;
 mod malformed;
 mod pfx;
-mod preauth;
 mod policy_oracle;
+mod preauth;
 mod refusals;
 mod reload;
 mod reload_broken;

@@ -1,6 +1,7 @@
 //! Shared harness: test PKI, private dockerd, dockgate process, docker CLI, raw TLS client.
 #![allow(dead_code)]
 
+pub mod ca;
 pub mod cli;
 pub mod dockerd;
 pub mod expect;
