@@ -67,7 +67,11 @@ fn run() -> Result<(), Failure> {
             return Ok(());
         }
         Command::Version => {
-            println!("dockgate {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "dockgate {} (commit {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("DOCKGATE_COMMIT")
+            );
             return Ok(());
         }
         Command::Run(flags) => flags,
@@ -158,8 +162,9 @@ fn prepare_downloads(
 
 fn log_startup(config: &Config, tls: &tls::LoadedTls) {
     info!(
-        "dockgate {} starting: upstream {}, client CA {} ({} certificate(s))",
+        "dockgate {} (commit {}) starting: upstream {}, client CA {} ({} certificate(s))",
         env!("CARGO_PKG_VERSION"),
+        env!("DOCKGATE_COMMIT"),
         config.upstream,
         config.tls.client_ca.display(),
         tls.client_ca_count

@@ -20,6 +20,7 @@ mod large_crl;
 mod malformed;
 mod pfx;
 mod refusals;
+mod release;
 mod reload;
 mod reload_broken;
 mod reload_server_cert;
