@@ -29,6 +29,7 @@ pub struct Exchange<'a> {
 }
 
 pub fn request(e: &Exchange<'_>) {
+    crate::metrics::request(e.method, e.status);
     info!(target: TARGET,
         peer:% = e.client.peer,
         subject = e.client.identity.subject.as_str(),
@@ -68,6 +69,7 @@ pub fn session_end(e: &Exchange<'_>) {
 }
 
 pub fn handshake_refused(peer: SocketAddr, reason: &str, identity: Option<&PeerIdentity>) {
+    crate::metrics::handshake_refused(reason);
     match identity {
         Some(id) => warn!(target: TARGET,
             peer:% = peer,

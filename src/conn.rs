@@ -116,6 +116,14 @@ fn authenticate(
             return None;
         }
     };
+    let leaf = chain.first().map_or(&[][..], |leaf| leaf.as_ref());
+    let admission = match gate.limits.admit(leaf) {
+        Ok(admission) => admission,
+        Err(exceeded) => {
+            crate::limits::refuse(&client, &exceeded, reader, writer, control);
+            return None;
+        }
+    };
     let registration = gate
         .connections
         .register(client.clone(), chain, control.clone());
@@ -129,6 +137,7 @@ fn authenticate(
         inbound: Inbound::new(reader, CLIENT_BUFFER),
         control,
         _registration: registration,
+        _admission: admission,
     };
     Some((connection, writer))
 }
@@ -242,6 +251,8 @@ struct Connection {
     control: TlsControl,
     /// Keeps the connection in the registry (where a revocation can cut it) until it ends.
     _registration: Registration<'static>,
+    /// Counts the connection against `--max-connections(-per-client)` until it ends.
+    _admission: crate::limits::Admission<'static>,
 }
 
 /// A request on its way to Docker, as the response side needs it.
@@ -374,6 +385,7 @@ impl Connection {
         };
         let hijack = response_thread.join().unwrap_or(None);
         if let Some(session) = hijack {
+            crate::metrics::SESSIONS_OPEN.dec();
             session.bytes_in.fetch_add(bytes_in_raw, Ordering::Relaxed);
             audit::session_end(&audit::Exchange {
                 client: &self.client,
@@ -410,6 +422,7 @@ impl Connection {
                 bytes_in: bytes_in.clone(),
             };
             exchanges.forward(forwarded);
+            self.live.work.request_started();
             if let Err(e) = self.forward_one(&request, upstream, &bytes_in) {
                 warn!("peer={}: request not forwarded: {e}", self.client.peer);
                 return RequestsEnd::Broken;
@@ -543,8 +556,14 @@ impl ResponseSide {
                     return None;
                 }
                 Queued::Forwarded(request) => match self.relay_response(&request) {
-                    ResponseEnd::KeepAlive => completed_one = true,
-                    ResponseEnd::Close => return None,
+                    ResponseEnd::KeepAlive => {
+                        self.live.work.request_done();
+                        completed_one = true
+                    }
+                    ResponseEnd::Close => {
+                        self.live.work.request_done();
+                        return None;
+                    }
                     ResponseEnd::Hijacked => return Some(request),
                 },
             }
@@ -620,6 +639,7 @@ impl ResponseSide {
                     &request.target,
                     response.status,
                 );
+                crate::metrics::SESSIONS_OPEN.inc();
                 self.live
                     .set_activity(format!("session {} {}", request.method, request.target));
                 let head_len = response.len;

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::tls::LoadedTls;
 use crate::upstream::Upstream;
@@ -25,17 +26,24 @@ pub struct Gate {
     pending_handshakes: AtomicUsize,
     pub upstream: Upstream,
     pub connections: Registry,
+    pub limits: Limits,
 }
 
 impl Gate {
-    pub fn new(tls: LoadedTls, upstream: Upstream) -> Gate {
+    pub fn new(tls: LoadedTls, upstream: Upstream, limits: Limits) -> Gate {
         Gate {
             tls: RwLock::new(Arc::new(TlsState { tls, generation: 0 })),
             generations: AtomicU64::new(0),
             pending_handshakes: AtomicUsize::new(0),
             upstream,
             connections: Registry::default(),
+            limits,
         }
+    }
+
+    /// Connections in their TLS handshake now.
+    pub fn pending_handshakes(&self) -> usize {
+        self.pending_handshakes.load(Ordering::SeqCst)
     }
 
     /// The configuration new handshakes use.

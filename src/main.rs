@@ -17,12 +17,16 @@ mod crl_fetch;
 mod gate;
 mod handshakers;
 mod http;
+mod limits;
 mod logging;
+mod metrics;
 mod net;
 mod registry;
 mod relay;
 mod reload;
+mod sd_notify;
 mod server;
+mod shutdown;
 mod tls;
 mod upstream;
 
@@ -100,7 +104,17 @@ fn run() -> Result<(), Failure> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let gate = Arc::new(Gate::new(tls, config.upstream));
+    let metrics_listener = config
+        .metrics_listen
+        .map(|addr| {
+            metrics::bind(addr).map_err(|e| Failure {
+                code: 1,
+                message: format!("--metrics-listen {addr}: {e}"),
+            })
+        })
+        .transpose()?;
+    let limits = limits::Limits::new(config.max_connections, config.max_connections_per_client);
+    let gate = Arc::new(Gate::new(tls, config.upstream, limits));
 
     let reload = reload::spawn(gate.clone(), files, config.revocation, config.reload);
     #[cfg(unix)]
@@ -111,7 +125,22 @@ fn run() -> Result<(), Failure> {
     if let Some((fetcher, sources)) = downloads {
         fetcher.spawn(sources, reload);
     }
-    server::serve_forever(gate, listeners);
+    if let Some(listener) = metrics_listener {
+        metrics::spawn(gate.clone(), listener);
+    }
+    listeners
+        .iter()
+        .map(|listener| listener.try_clone())
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(shutdown::handle_signals)
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot handle SIGTERM and SIGINT: {e}"),
+        })?;
+    sd_notify::ready();
+    // Returns once a signal has stopped the accept loops.
+    server::serve_forever(gate.clone(), listeners);
+    shutdown::drain(&gate, config.shutdown_grace);
     Ok(())
 }
 

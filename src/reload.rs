@@ -141,6 +141,7 @@ impl Watcher {
                 );
                 self.seen = files_now;
                 self.failed = None;
+                crate::metrics::RELOAD_LAST_SUCCESS.set(crate::metrics::unix_now());
                 let cut = self
                     .gate
                     .connections
@@ -151,6 +152,7 @@ impl Watcher {
             }
             Err(e) => {
                 error!("reload failed, the previous configuration stays in force: {e}");
+                crate::metrics::RELOAD_LAST_FAILURE.set(crate::metrics::unix_now());
                 self.failed = Some(files_now);
             }
         }

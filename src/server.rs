@@ -14,7 +14,7 @@ use crate::handshakers::Handshakers;
 /// After an accept error (say, out of file descriptors) wait a little instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Accepts connections on every listener until the process ends.
+/// Accepts connections on every listener until a shutdown signal stops them (`shutdown`).
 pub fn serve_forever(gate: Arc<Gate>, listeners: Vec<TcpListener>) {
     // The gate lives as long as the process (this function never returns): `'static` borrows
     // let handshake threads outlive the accept loops and sessions carry their registry entry
@@ -42,13 +42,16 @@ fn accept_loop(gate: &Arc<Gate>, handshakers: &'static Handshakers, listener: &T
     loop {
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
+            Err(_) if crate::shutdown::is_draining() => return,
             Err(e) => {
                 error!("accept failed: {e}");
                 thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }
         };
+        crate::metrics::CONNECTIONS_ACCEPTED.inc();
         let Some(slot) = HandshakeSlot::take(gate) else {
+            crate::metrics::handshake_refused(crate::metrics::TOO_MANY_HANDSHAKES);
             warn!("peer={peer}: {MAX_PENDING_HANDSHAKES} handshakes already pending, connection closed");
             continue;
         };
