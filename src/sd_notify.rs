@@ -10,7 +10,9 @@ pub fn ready() {
     send_logged("READY=1");
 }
 
-/// Tells systemd the gate is stopping (shutdown has begun; the grace period runs).
+/// Tells systemd the gate is stopping (shutdown has begun; the grace period runs). Only the
+/// Unix signal handler calls it.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub fn stopping() {
     send_logged("STOPPING=1");
 }
