@@ -78,6 +78,9 @@ pub fn request_start(client: &Client, method: &str, target: &LoggedTarget, statu
 
 /// An exchange has ended.
 pub fn request(e: &Exchange<'_>) {
+    if let Some(status) = e.status {
+        crate::metrics::request(e.method, status);
+    }
     emit(Level::Info, "request", &end_fields(e, true));
 }
 
@@ -94,6 +97,7 @@ pub fn session_end(e: &Exchange<'_>) {
 
 /// A refused handshake; the identity is what the certificate claims (it was not accepted).
 pub fn handshake_refused(peer: SocketAddr, reason: &str, claimed: Option<&PeerIdentity>) {
+    crate::metrics::handshake_refused(reason);
     let mut fields = vec![
         ("peer", Value::from_display(&peer)),
         ("reason", Value::from(reason)),

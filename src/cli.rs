@@ -66,6 +66,20 @@ NETWORK:
                           Default: unix:///var/run/docker.sock
                           (Windows: npipe:////./pipe/docker_engine)
 
+LIMITS AND SHUTDOWN:
+    --max-connections N   Open connections of verified clients, in total. Past it a client gets
+                          503 with a JSON message (and a WARN line). Default: 4096.
+    --max-connections-per-client N
+                          The same per client certificate (subject and issuer). Default: 256.
+    --shutdown-grace DUR  On SIGTERM/SIGINT: stop accepting, close idle connections, and give
+                          in-flight requests and sessions this long before cutting them; then
+                          exit 0. A second signal cuts at once. Default: 10s.
+
+METRICS:
+    --metrics-listen ADDR Serve Prometheus metrics at http://ADDR/metrics and a health check at
+                          /healthz, in PLAIN HTTP without authentication: bind it to localhost or
+                          a management network (e.g. 127.0.0.1:9323). Default: off.
+
 LOGGING:
     --log-format FORMAT   text or json (one JSON object per line). Default: text.
                           The level comes from RUST_LOG (default: info).
@@ -104,6 +118,10 @@ pub struct Flags {
     pub listen: Vec<String>,
     pub upstream: Option<String>,
     pub log_format: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
+    pub shutdown_grace: Option<String>,
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug)]
@@ -154,6 +172,18 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
         listen: args.values_from_str("--listen").map_err(describe)?,
         upstream: args.opt_value_from_str("--upstream").map_err(describe)?,
         log_format: args.opt_value_from_str("--log-format").map_err(describe)?,
+        max_connections: args
+            .opt_value_from_str("--max-connections")
+            .map_err(describe)?,
+        max_connections_per_client: args
+            .opt_value_from_str("--max-connections-per-client")
+            .map_err(describe)?,
+        shutdown_grace: args
+            .opt_value_from_str("--shutdown-grace")
+            .map_err(describe)?,
+        metrics_listen: args
+            .opt_value_from_str("--metrics-listen")
+            .map_err(describe)?,
     };
     let rest = args.finish();
     if let Some(unknown) = rest.first() {
@@ -234,6 +264,10 @@ mod tests {
             "--listen",
             "--upstream",
             "--log-format",
+            "--max-connections ",
+            "--max-connections-per-client",
+            "--shutdown-grace",
+            "--metrics-listen",
             "--help",
             "--version",
         ] {

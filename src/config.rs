@@ -16,6 +16,7 @@ const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_CRL_WARN_BEFORE: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_CRL_REFRESH: Duration = Duration::from_secs(3600);
 const DEFAULT_CRL_CACHE: &str = "/var/cache/dockgate/crl";
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// CRLs downloaded from URLs.
 #[derive(Debug)]
@@ -40,6 +41,11 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     pub upstream: Upstream,
     pub log_format: LogFormat,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub shutdown_grace: Duration,
+    /// `--metrics-listen`; `None`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -104,6 +110,31 @@ impl Config {
             Some(format) => LogFormat::parse(&format)?,
             None => LogFormat::Text,
         };
+        let positive = |flag: &str, value: Option<usize>, default: usize| match value {
+            Some(0) => Err(format!("{flag} 0: must be at least 1")),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let max_connections = positive(
+            "--max-connections",
+            flags.max_connections,
+            crate::limits::DEFAULT_MAX_CONNECTIONS,
+        )?;
+        let max_connections_per_client = positive(
+            "--max-connections-per-client",
+            flags.max_connections_per_client,
+            crate::limits::DEFAULT_MAX_PER_CLIENT,
+        )?;
+        let shutdown_grace = duration("--shutdown-grace", flags.shutdown_grace.as_deref())?
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        let metrics_listen = flags
+            .metrics_listen
+            .map(|value| {
+                value.parse().map_err(|_| {
+                    format!("--metrics-listen {value}: expected IP:PORT, e.g. 127.0.0.1:9323")
+                })
+            })
+            .transpose()?;
         Ok(Config {
             tls,
             revocation,
@@ -113,6 +144,10 @@ impl Config {
             listen,
             upstream,
             log_format,
+            max_connections,
+            max_connections_per_client,
+            shutdown_grace,
+            metrics_listen,
         })
     }
 }

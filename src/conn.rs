@@ -125,6 +125,14 @@ fn authenticate(
             return None;
         }
     };
+    let leaf = chain.first().map_or(&[][..], |leaf| leaf.as_ref());
+    let admission = match gate.limits.admit(leaf) {
+        Ok(admission) => admission,
+        Err(exceeded) => {
+            crate::limits::refuse(&client, &exceeded, reader, writer, control);
+            return None;
+        }
+    };
     let registration = gate
         .connections
         .register(client.clone(), chain, control.clone());
@@ -138,6 +146,7 @@ fn authenticate(
         inbound: Inbound::new(reader, CLIENT_BUFFER),
         control,
         _registration: registration,
+        _admission: admission,
     };
     Some((connection, writer))
 }
@@ -251,6 +260,8 @@ struct Connection {
     control: TlsControl,
     /// Keeps the connection in the registry (where a revocation can cut it) until it ends.
     _registration: Registration<'static>,
+    /// Counts the connection against `--max-connections(-per-client)` until it ends.
+    _admission: crate::limits::Admission<'static>,
 }
 
 /// A request on its way to Docker, as the response side needs it.
@@ -414,6 +425,7 @@ impl Connection {
         };
         let hijack = response_thread.join().unwrap_or(None);
         if let Some(session) = hijack {
+            crate::metrics::SESSIONS_OPEN.dec();
             // Whichever direction failed says how the session ended; the client's side first.
             let outcome = match (outcome_in, session.outcome) {
                 (Outcome::ClientAborted, _) | (_, Outcome::ClientAborted) => Outcome::ClientAborted,
@@ -470,6 +482,7 @@ impl Connection {
             };
             exchanges.forward(forwarded);
             undecided += 1;
+            self.live.work.request_started();
             if let Err(e) = self.forward_one(&request, upstream, &upload) {
                 warn!("peer={}: request not forwarded: {e}", self.client.peer);
                 return RequestsEnd::Broken;
@@ -643,8 +656,14 @@ impl ResponseSide {
                     return None;
                 }
                 Queued::Forwarded(request) => match self.relay_response(&request) {
-                    ResponseEnd::KeepAlive => completed_one = true,
-                    ResponseEnd::Close => return None,
+                    ResponseEnd::KeepAlive => {
+                        self.live.work.request_done();
+                        completed_one = true
+                    }
+                    ResponseEnd::Close => {
+                        self.live.work.request_done();
+                        return None;
+                    }
                     ResponseEnd::Hijacked => return Some(request),
                 },
             }
@@ -721,6 +740,7 @@ impl ResponseSide {
                     &request.target,
                     response.status,
                 );
+                crate::metrics::SESSIONS_OPEN.inc();
                 self.live.set_activity(format!(
                     "session {} {}",
                     request.method, request.target.path

@@ -21,6 +21,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use x509_parser::time::ASN1Time;
 
 use crate::crl_history::{self, CrlHistory};
@@ -51,6 +53,33 @@ impl CrlSource {
             url: url.to_string(),
             cache_file: cache_dir.join(format!("crl-{:016x}.crl", hasher.finish())),
         }
+    }
+}
+
+/// ureq's resolver, except that `localhost` needs no `/etc/hosts` (see `net::resolve`).
+#[derive(Debug, Default)]
+struct LocalhostResolver(DefaultResolver);
+
+impl Resolver for LocalhostResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        if uri.host().is_some_and(crate::net::is_localhost) {
+            let default_port = if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            };
+            let mut addrs = self.empty();
+            for addr in crate::net::loopback(uri.port_u16().unwrap_or(default_port)) {
+                addrs.push(addr);
+            }
+            return Ok(addrs);
+        }
+        self.0.resolve(uri, config, timeout)
     }
 }
 
@@ -86,12 +115,16 @@ impl Fetcher {
             .provider(ureq::tls::TlsProvider::Rustls)
             .root_certs(roots)
             .build();
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .timeout_global(Some(FETCH_TIMEOUT))
             .http_status_as_error(true)
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            DefaultConnector::default(),
+            LocalhostResolver::default(),
+        );
         Ok(Fetcher {
             agent,
             client_ca,

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::tls::LoadedTls;
 use crate::upstream::Upstream;
@@ -48,17 +49,24 @@ pub struct Gate {
     pending: Mutex<Pending>,
     pub upstream: Upstream,
     pub connections: Registry,
+    pub limits: Limits,
 }
 
 impl Gate {
-    pub fn new(tls: LoadedTls, upstream: Upstream) -> Gate {
+    pub fn new(tls: LoadedTls, upstream: Upstream, limits: Limits) -> Gate {
         Gate {
             tls: RwLock::new(Arc::new(TlsState { tls, generation: 0 })),
             generations: AtomicU64::new(0),
             pending: Mutex::default(),
             upstream,
             connections: Registry::default(),
+            limits,
         }
+    }
+
+    /// Connections in their TLS handshake now.
+    pub fn pending_handshakes(&self) -> usize {
+        self.pending().total
     }
 
     /// The configuration new handshakes use.

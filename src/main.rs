@@ -21,14 +21,18 @@ mod fds;
 mod gate;
 mod handshakers;
 mod http;
+mod limits;
 mod logging;
+mod metrics;
 mod net;
 mod policy;
 mod refusals;
 mod registry;
 mod relay;
 mod reload;
+mod sd_notify;
 mod server;
+mod shutdown;
 mod tls;
 mod upstream;
 
@@ -77,7 +81,11 @@ fn run() -> Result<(), Failure> {
             return Ok(());
         }
         Command::Version => {
-            println!("dockgate {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "dockgate {} (commit {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("DOCKGATE_COMMIT")
+            );
             return Ok(());
         }
         Command::Policy(args) => {
@@ -118,7 +126,17 @@ fn run() -> Result<(), Failure> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let gate = Arc::new(Gate::new(tls, config.upstream));
+    let metrics_listener = config
+        .metrics_listen
+        .map(|addr| {
+            metrics::bind(addr).map_err(|e| Failure {
+                code: 1,
+                message: format!("--metrics-listen {addr}: {e}"),
+            })
+        })
+        .transpose()?;
+    let limits = limits::Limits::new(config.max_connections, config.max_connections_per_client);
+    let gate = Arc::new(Gate::new(tls, config.upstream, limits));
 
     let reload = reload::spawn(
         gate.clone(),
@@ -144,7 +162,22 @@ fn run() -> Result<(), Failure> {
     if let Some((fetcher, sources)) = downloads {
         fetcher.spawn(sources, reload);
     }
-    server::serve_forever(gate, listeners);
+    if let Some(listener) = metrics_listener {
+        metrics::spawn(gate.clone(), listener);
+    }
+    listeners
+        .iter()
+        .map(|listener| listener.try_clone())
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(shutdown::handle_signals)
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot handle SIGTERM and SIGINT: {e}"),
+        })?;
+    sd_notify::ready();
+    // Returns once a signal has stopped the accept loops.
+    server::serve_forever(gate.clone(), listeners);
+    shutdown::drain(&gate, config.shutdown_grace);
     Ok(())
 }
 
@@ -207,8 +240,9 @@ fn prepare_downloads(
 
 fn log_startup(config: &Config, tls: &tls::LoadedTls) {
     info!(
-        "dockgate {} starting: upstream {}, client CA {} ({} certificate(s))",
+        "dockgate {} (commit {}) starting: upstream {}, client CA {} ({} certificate(s))",
         env!("CARGO_PKG_VERSION"),
+        env!("DOCKGATE_COMMIT"),
         config.upstream,
         config.tls.client_ca.display(),
         tls.client_ca_count

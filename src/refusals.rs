@@ -31,6 +31,17 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason as `metrics::handshake_refused` knows it (a prefix of its table).
+    fn metric_reason(self) -> &'static str {
+        match self {
+            Reason::TooManyFromSource | Reason::TooManyInTotal => {
+                crate::metrics::TOO_MANY_HANDSHAKES
+            }
+            Reason::NothingSent => crate::metrics::NO_CLIENT_HELLO,
+            Reason::ClosedBeforeSending => crate::metrics::CLOSED_BEFORE_SENDING,
+        }
+    }
+
     fn describe(self) -> String {
         use crate::gate::{MAX_PENDING_HANDSHAKES, MAX_PENDING_PER_SOURCE};
         match self {
@@ -64,6 +75,7 @@ pub struct Tally {
 impl Tally {
     /// Counts one refused connection from `source`, logging it at once if it starts a series.
     pub fn record(&mut self, source: IpAddr, reason: Reason, now: Instant) {
+        crate::metrics::handshake_refused(reason.metric_reason());
         let tracked =
             self.series.len() < MAX_SOURCES || self.series.contains_key(&(source, reason));
         let key = (if tracked { source } else { OTHER_SOURCES }, reason);

@@ -47,6 +47,8 @@ pub struct LiveConn {
     cut: AtomicBool,
     /// The earliest notAfter in the chain, seconds since the epoch (`u64::MAX`: unknown).
     expires: u64,
+    /// Requests in flight, for a graceful shutdown (`shutdown::drain`).
+    pub work: crate::shutdown::Work,
 }
 
 impl LiveConn {
@@ -101,6 +103,7 @@ impl Registry {
             activity: Mutex::new("idle".into()),
             cut: AtomicBool::new(false),
             expires,
+            work: Default::default(),
         });
         self.lock().insert(id, conn.clone());
         let wake = self.next_wake.load(Ordering::SeqCst);
@@ -132,6 +135,49 @@ impl Registry {
                 }
                 conn.control.abort();
                 log_cut(&conn, &refusal_reason(&e));
+                crate::metrics::CUT_REVOKED.inc();
+                cut += 1;
+            }
+        }
+        cut
+    }
+}
+
+/// For shutdown and metrics.
+impl Registry {
+    /// Connections open now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Connections registered since the start (open or not).
+    pub fn registered(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+
+    /// Open connections with a request or a session in flight.
+    pub fn count_busy(&self) -> usize {
+        self.lock().values().filter(|c| c.work.is_busy()).count()
+    }
+
+    /// Shutdown: ends every connection that has nothing in flight, as if its client had closed.
+    pub fn close_idle(&self) -> usize {
+        let live: Vec<Arc<LiveConn>> = self.lock().values().cloned().collect();
+        let idle: Vec<_> = live.iter().filter(|c| c.work.claim_idle_close()).collect();
+        for conn in &idle {
+            conn.control.close_read();
+        }
+        idle.len()
+    }
+
+    /// Shutdown: cuts every connection still open, logging each. Returns how many.
+    pub fn cut_all(&self, reason: &str) -> usize {
+        let live: Vec<Arc<LiveConn>> = self.lock().values().cloned().collect();
+        let mut cut = 0;
+        for conn in live {
+            if !conn.cut.swap(true, Ordering::SeqCst) {
+                conn.control.abort();
+                log_cut(&conn, reason);
                 cut += 1;
             }
         }

@@ -184,6 +184,7 @@ impl Watcher {
                 );
                 self.seen = inputs.snapshot;
                 self.failed = None;
+                crate::metrics::RELOAD_LAST_SUCCESS.set(crate::metrics::unix_now());
                 let cut = self
                     .gate
                     .connections
@@ -196,6 +197,7 @@ impl Watcher {
                 // The files hold what was built: they are broken, and are not tried again
                 // until they change.
                 error!("reload failed, the previous configuration stays in force: {e}");
+                crate::metrics::RELOAD_LAST_FAILURE.set(crate::metrics::unix_now());
                 self.failed = Some(inputs.snapshot);
             }
         }

@@ -44,7 +44,9 @@ struct Waiting {
     deadline: Instant,
 }
 
-/// Accepts connections on every listener until the process ends.
+/// Accepts connections on every listener until a shutdown signal stops them (`shutdown`): the
+/// signal shuts the listening sockets down, which wakes the poll; connections still waiting
+/// for their first bytes are then closed (they are not authenticated, nothing is lost).
 pub fn serve_forever(gate: Arc<Gate>, listeners: Vec<TcpListener>) {
     // The gate lives as long as the process (this function never returns): `'static` borrows
     // let handshake threads outlive the admission loop and sessions carry their registry entry
@@ -81,6 +83,9 @@ struct Admission {
 impl Admission {
     fn run(mut self) {
         loop {
+            if crate::shutdown::is_draining() {
+                return;
+            }
             let now = Instant::now();
             self.close_silent(now);
             self.refusals.flush(now);
@@ -181,6 +186,8 @@ impl Admission {
             match accepted {
                 Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // The listener was shut down by a shutdown signal; `run` stops.
+                Err(_) if crate::shutdown::is_draining() => return,
                 // The client reset the connection before it was accepted.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -195,6 +202,7 @@ impl Admission {
 
     /// Takes a place for a new connection and puts it among the waiting ones, or closes it.
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        crate::metrics::CONNECTIONS_ACCEPTED.inc();
         let now = Instant::now();
         let source = source_of(peer.ip());
         let slot = match HandshakeSlot::take(self.gate, source) {

@@ -135,9 +135,8 @@ fn parse_npipe(rest: &str) -> Option<Upstream> {
 }
 
 fn connect_tcp(address: &str) -> io::Result<TcpStream> {
-    use std::net::ToSocketAddrs;
     let mut last_error = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
-    for addr in address.to_socket_addrs()? {
+    for addr in crate::net::resolve(address)? {
         match TcpStream::connect_timeout(&addr, TCP_CONNECT_TIMEOUT) {
             Ok(stream) => {
                 crate::net::tune_socket(&stream);

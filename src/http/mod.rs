@@ -33,6 +33,7 @@ fn reason_phrase(status: u16) -> &'static str {
         400 => "Bad Request",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
+        503 => "Service Unavailable",
         _ => "Error",
     }
 }

@@ -71,6 +71,13 @@ impl TlsControl {
         let _ = self.socket.shutdown(Shutdown::Both);
     }
 
+    /// Ends the client's direction only, from any thread: a blocked read returns the end of
+    /// the stream, as if the client had closed, while what the gate still sends goes out.
+    /// (Graceful shutdown of an idle connection.)
+    pub fn close_read(&self) {
+        let _ = self.socket.shutdown(Shutdown::Read);
+    }
+
     /// Plaintext bytes (from the client, to the client) so far.
     pub fn traffic(&self) -> (u64, u64) {
         (
@@ -153,6 +160,7 @@ impl Read for TlsReader {
                     Ok(n) => {
                         let n = n + self.read_buffered(&mut conn, &mut out[n..])?;
                         shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                        crate::metrics::BYTES_FROM_CLIENTS.add(n as u64);
                         return Ok(n);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -348,6 +356,7 @@ impl Write for TlsWriter {
         let taken = self.encrypt(plaintext, false)?;
         self.send_ciphertext(&socket)?;
         shared.bytes_out.fetch_add(taken as u64, Ordering::Relaxed);
+        crate::metrics::BYTES_TO_CLIENTS.add(taken as u64);
         if taken == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,

@@ -222,6 +222,12 @@ impl Gate {
     ) -> Gate {
         let mut cmd = dockgate_command();
         cmd.envs(envs.iter().map(|(k, v)| (k, v)));
+        Gate::start_command(cmd, args, listen_timeout)
+    }
+
+    /// Starts `cmd` (dockgate, or something that runs it: chroot, docker run) with `args` plus
+    /// `--listen 127.0.0.1:0` and waits for `listening on`.
+    pub fn start_command(mut cmd: Command, args: Vec<OsString>, listen_timeout: Duration) -> Gate {
         cmd.args(&args)
             .args(["--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
@@ -229,7 +235,7 @@ impl Gate {
             .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot spawn {:?}: {e}", cmd.get_program()));
         let logs = GateLogs::default();
         capture(child.stderr.take().unwrap(), logs.clone(), "dockgate");
         capture(
@@ -277,6 +283,22 @@ impl Gate {
             self.pid(),
             std::io::Error::last_os_error()
         );
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: i32) {
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill -{signal} {}", self.pid());
+    }
+
+    /// Waits for the gate to exit by itself; panics with its log after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        wait_timeout(&mut self.child, timeout).unwrap_or_else(|| {
+            panic!(
+                "dockgate still running after {timeout:?}; log:\n{}",
+                self.logs()
+            )
+        })
     }
 
     /// True while the gate process has not exited.
