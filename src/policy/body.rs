@@ -281,15 +281,13 @@ pub fn build(
             "may not build in a host cgroup",
         ));
     }
-    if !value("remote").is_empty() {
-        return Err(Finding::Denied {
-            rule: format!(
-                "remote is allowed only for roles with allow = [\"all\"] (role {} is inspected)",
-                role.name
-            ),
-            field: "remote".into(),
-            what: "may not make dockerd fetch a remote build context (remote)".into(),
-        });
+    if !value("remote").is_empty() && !role.limits.build_remote {
+        return Err(denied(
+            role,
+            "build_remote = false",
+            "remote",
+            "may not make dockerd fetch a remote build context (remote)",
+        ));
     }
     Ok(())
 }

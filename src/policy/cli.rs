@@ -148,8 +148,9 @@ fn describe_role(role: &Role) -> String {
             "denied"
         };
         out.push_str(&format!(
-            "  build: networkmode default/none{}, remote denied, form bodies refused, BuildKit (version=2) {buildkit}\n",
-            if role.limits.host_namespaces { " or any (host_namespaces)" } else { " only" }
+            "  build: networkmode default/none{}, remote {}, form bodies refused, BuildKit (version=2) {buildkit}\n",
+            if role.limits.host_namespaces { " or any (host_namespaces)" } else { " only" },
+            if role.limits.build_remote { "allowed (build_remote)" } else { "denied" }
         ));
     }
     out

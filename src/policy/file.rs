@@ -93,6 +93,7 @@ struct RawLimits {
     bind_mounts: Option<Vec<Spanned<String>>>,
     run_as_root: Option<bool>,
     images: Option<Vec<Spanned<String>>>,
+    build_remote: Option<bool>,
 }
 
 /// Reads and validates `path`.
@@ -264,6 +265,7 @@ fn unrestricted() -> ContainerLimits {
         bind_mounts: vec!["/".into()],
         run_as_root: true,
         images: vec!["*".into()],
+        build_remote: true,
     }
 }
 
@@ -332,6 +334,7 @@ fn build_limits(raw: RawLimits, everything: bool) -> Result<ContainerLimits, Inv
         } else {
             defaults.images
         },
+        build_remote: raw.build_remote.unwrap_or(defaults.build_remote),
     })
 }
 
@@ -434,6 +437,19 @@ allow = ["read"]
         assert!(policy.roles["admin"].allows_all());
         assert!(policy.roles["admin"].limits.privileged);
         assert!(!policy.roles["observer"].limits.privileged);
+        assert!(!ci.limits.build_remote);
+        assert!(policy.roles["admin"].limits.build_remote);
+    }
+
+    #[test]
+    fn build_remote_is_a_container_limit() {
+        let p = parse_text(
+            "[role.ci]\nallow = [\"build\"]\n[role.ci.containers]\nbuild_remote = true\n",
+        )
+        .unwrap();
+        assert!(p.roles["ci"].limits.build_remote);
+        let err = parse_text("[role.ci.containers]\nbuild_remote = \"yes\"\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
     }
 
     #[test]

@@ -110,6 +110,9 @@ pub struct ContainerLimits {
     pub bind_mounts: Vec<String>,
     pub run_as_root: bool,
     pub images: Vec<String>,
+    /// `POST /build?remote=URL`: dockerd itself fetches the build context (a git repository or
+    /// a tarball URL), from the host's network. Default false except for `all` roles.
+    pub build_remote: bool,
 }
 
 impl ContainerLimits {
@@ -124,6 +127,7 @@ impl ContainerLimits {
             bind_mounts: Vec::new(),
             run_as_root: true,
             images: vec!["*".to_string()],
+            build_remote: false,
         }
     }
 
