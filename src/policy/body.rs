@@ -119,7 +119,7 @@ fn media_type(value: &[u8]) -> String {
         .to_ascii_lowercase()
 }
 
-pub(super) fn parse_body(headers: &Headers<'_>, body: &[u8]) -> Result<Json, Finding> {
+pub(crate) fn parse_body(headers: &Headers<'_>, body: &[u8]) -> Result<Json, Finding> {
     require_json_content_type(headers)?;
     let value = Json::parse(body).map_err(|e| refused(None, format!("body: {e}")))?;
     if value.as_object().is_none() {

@@ -71,6 +71,8 @@ pub struct Role {
     pub allow: Vec<Group>,
     pub deny: Vec<DenyRule>,
     pub limits: ContainerLimits,
+    /// `own = [...]`: the kinds this role's identities own (see `crate::tenancy`), sorted.
+    pub own: Vec<crate::tenancy::Kind>,
 }
 
 impl Role {

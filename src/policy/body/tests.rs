@@ -15,6 +15,7 @@ fn ci() -> Role {
             bind_mounts: vec!["/srv/ci-cache".into()],
             ..ContainerLimits::restricted()
         },
+        own: Vec::new(),
     }
 }
 

@@ -1,0 +1,242 @@
+//! What tenancy does with one request, after the policy allowed it and before anything reaches
+//! dockerd: [`plan`] names the step for a classified request, [`apply`] carries it out (the one
+//! call the request path makes for a tenant) and says what to forward instead.
+//!
+//! Endpoints that would show or touch other tenants' objects and cannot be scoped yet are
+//! refused (403) rather than forwarded: `GET /system/df` (every container and volume),
+//! `POST /commit?container=` and network connect/disconnect (a container named in the query or
+//! body), for tenants that own containers.
+
+use super::create::label_create;
+use super::filters::{merge_owner_filter, refuse_form_body};
+use super::owner::Tenant;
+use super::resolve::{resolve_owned, rewrite_target, RefKind, Resolved};
+use super::{Kind, Refusal};
+use crate::api::{ApiRequest, Endpoint, NetworkOp};
+use crate::policy::body::Headers;
+use crate::upstream::Upstream;
+
+/// The tenancy step of one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing owned is named: forward unchanged.
+    Forward,
+    /// A create of an owned kind: set the owner label in the body.
+    Label(Kind),
+    /// The path names an owned object: resolve it, check the owner, rewrite to the full ID.
+    Resolve(RefKind, String),
+    /// A list, prune or event stream of an owned kind: merge the owner filter into the query.
+    Filter,
+    /// Refused for tenants.
+    Refuse(Refusal),
+}
+
+/// The step for `request` of `tenant`.
+pub fn plan(tenant: &Tenant, request: &ApiRequest) -> Step {
+    let owns = |kind| tenant.owns(kind);
+    let containers = owns(Kind::Containers);
+    match &request.endpoint {
+        Endpoint::ContainerCreate if containers => Step::Label(Kind::Containers),
+        Endpoint::VolumeCreate if owns(Kind::Volumes) => Step::Label(Kind::Volumes),
+        Endpoint::NetworkCreate if owns(Kind::Networks) => Step::Label(Kind::Networks),
+        Endpoint::ContainerList | Endpoint::ContainerPrune if containers => Step::Filter,
+        Endpoint::VolumeList | Endpoint::VolumePrune if owns(Kind::Volumes) => Step::Filter,
+        Endpoint::NetworkList | Endpoint::NetworkPrune if owns(Kind::Networks) => Step::Filter,
+        Endpoint::Events if containers || owns(Kind::Volumes) || owns(Kind::Networks) => {
+            Step::Filter
+        }
+        Endpoint::Container { id, .. } if containers => {
+            Step::Resolve(RefKind::Container, id.clone())
+        }
+        Endpoint::ExecCreate { container } if containers => {
+            Step::Resolve(RefKind::Container, container.clone())
+        }
+        Endpoint::ExecStart { exec }
+        | Endpoint::ExecResize { exec }
+        | Endpoint::ExecInspect { exec }
+            if owns(Kind::Exec) =>
+        {
+            Step::Resolve(RefKind::Exec, exec.clone())
+        }
+        Endpoint::Volume { name, .. } if owns(Kind::Volumes) => {
+            Step::Resolve(RefKind::Volume, name.clone())
+        }
+        Endpoint::Network {
+            op: NetworkOp::Connect | NetworkOp::Disconnect,
+            ..
+        } if containers || owns(Kind::Networks) => not_for_tenants(
+            tenant,
+            "network connect/disconnect (the container in the body is not checked yet)",
+        ),
+        Endpoint::Network { id, .. } if owns(Kind::Networks) => {
+            Step::Resolve(RefKind::Network, id.clone())
+        }
+        Endpoint::SystemDf if containers || owns(Kind::Volumes) => not_for_tenants(
+            tenant,
+            "GET /system/df (it lists every container and volume)",
+        ),
+        Endpoint::Commit if containers => not_for_tenants(
+            tenant,
+            "POST /commit (the container in the query is not checked yet)",
+        ),
+        _ => Step::Forward,
+    }
+}
+
+fn not_for_tenants(tenant: &Tenant, what: &str) -> Step {
+    Step::Refuse(Refusal::denied(format!(
+        "tenant {} may not use {what}",
+        tenant.owner
+    )))
+}
+
+/// What to forward in place of the request, after [`apply`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forward {
+    /// The new request target (path and query), `None`: the original one.
+    pub target: Option<String>,
+    /// The new body (the caller sends it with a recomputed Content-Length, not chunked),
+    /// `None`: the original one.
+    pub body: Option<Vec<u8>>,
+    /// The object the request was checked against, for the audit line (owner, full ID).
+    pub resolved: Option<Resolved>,
+}
+
+/// Carries out the step of `request` for `tenant`. `body` is the complete body for creates
+/// (`plan` says `Label`), may be empty otherwise; `upstream` is asked only for `Resolve`.
+pub fn apply(
+    tenant: &Tenant,
+    request: &ApiRequest,
+    headers: &Headers<'_>,
+    body: &[u8],
+    upstream: &Upstream,
+) -> Result<Forward, Refusal> {
+    match plan(tenant, request) {
+        Step::Forward => Ok(Forward::default()),
+        Step::Refuse(refusal) => Err(refusal),
+        Step::Label(kind) => Ok(Forward {
+            body: Some(label_create(kind, &tenant.owner, headers, body)?),
+            ..Forward::default()
+        }),
+        Step::Filter => {
+            refuse_form_body(headers)?;
+            let query = merge_owner_filter(tenant, &request.endpoint, &request.query)?;
+            let version = request
+                .version
+                .as_ref()
+                .map(|v| format!("/v{v}"))
+                .unwrap_or_default();
+            Ok(Forward {
+                target: Some(format!("{version}{}?{query}", request.path)),
+                ..Forward::default()
+            })
+        }
+        Step::Resolve(kind, reference) => {
+            let resolved = resolve_owned(upstream, tenant, kind, &reference)?;
+            let target = rewrite_target(request, &resolved).ok_or_else(|| {
+                Refusal::bad_request(format!("cannot rewrite the path {}", request.path))
+            })?;
+            Ok(Forward {
+                target: Some(target),
+                body: None,
+                resolved: Some(resolved),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::classify;
+
+    fn step(owns: &[Kind], method: &str, target: &str) -> Step {
+        let tenant = Tenant {
+            owner: "team-a".into(),
+            owns: owns.to_vec(),
+        };
+        plan(&tenant, &classify(method, target).unwrap())
+    }
+
+    const ALL: &[Kind] = &[Kind::Containers, Kind::Volumes, Kind::Networks, Kind::Exec];
+
+    #[test]
+    fn every_endpoint_naming_an_owned_object_is_resolved() {
+        let c = |r: &str| Step::Resolve(RefKind::Container, r.into());
+        for (method, target, expected) in [
+            ("GET", "/v1.41/containers/web/json", c("web")),
+            ("GET", "/v1.41/containers/web/logs?follow=1", c("web")),
+            ("POST", "/v1.41/containers/abc/stop", c("abc")),
+            ("DELETE", "/v1.41/containers/abc?force=1", c("abc")),
+            ("POST", "/v1.41/containers/abc/attach?stream=1", c("abc")),
+            ("GET", "/v1.41/containers/abc/archive?path=/", c("abc")),
+            ("PUT", "/v1.41/containers/abc/archive?path=/", c("abc")),
+            ("POST", "/v1.41/containers/abc/rename?name=x", c("abc")),
+            ("POST", "/v1.41/containers/p/alias/exec", c("p/alias")),
+            (
+                "POST",
+                "/v1.41/exec/e1/start",
+                Step::Resolve(RefKind::Exec, "e1".into()),
+            ),
+            (
+                "GET",
+                "/v1.41/exec/e1/json",
+                Step::Resolve(RefKind::Exec, "e1".into()),
+            ),
+            (
+                "DELETE",
+                "/v1.41/volumes/v",
+                Step::Resolve(RefKind::Volume, "v".into()),
+            ),
+            (
+                "GET",
+                "/v1.41/networks/n",
+                Step::Resolve(RefKind::Network, "n".into()),
+            ),
+            (
+                "POST",
+                "/v1.41/containers/create",
+                Step::Label(Kind::Containers),
+            ),
+            ("POST", "/v1.41/volumes/create", Step::Label(Kind::Volumes)),
+            (
+                "POST",
+                "/v1.41/networks/create",
+                Step::Label(Kind::Networks),
+            ),
+            ("GET", "/v1.41/containers/json", Step::Filter),
+            ("POST", "/v1.41/containers/prune", Step::Filter),
+            ("GET", "/v1.41/volumes", Step::Filter),
+            ("POST", "/v1.41/networks/prune", Step::Filter),
+            ("GET", "/v1.41/events", Step::Filter),
+            ("GET", "/v1.41/images/json", Step::Forward),
+            ("POST", "/v1.41/build", Step::Forward),
+        ] {
+            assert_eq!(step(ALL, method, target), expected, "{method} {target}");
+        }
+        for (method, target) in [
+            ("GET", "/v1.41/system/df"),
+            ("POST", "/v1.41/commit?container=abc"),
+            ("POST", "/v1.41/networks/n/connect"),
+        ] {
+            let Step::Refuse(r) = step(ALL, method, target) else {
+                panic!("{method} {target} is not refused");
+            };
+            assert_eq!(r.status, 403);
+        }
+    }
+
+    #[test]
+    fn only_owned_kinds_are_touched() {
+        let containers = &[Kind::Containers];
+        assert_eq!(step(containers, "GET", "/volumes"), Step::Forward);
+        assert_eq!(step(containers, "POST", "/volumes/create"), Step::Forward);
+        assert_eq!(step(containers, "POST", "/exec/e/start"), Step::Forward);
+        assert_eq!(step(containers, "GET", "/networks/n"), Step::Forward);
+        assert_eq!(
+            step(&[Kind::Volumes], "GET", "/containers/c/json"),
+            Step::Forward
+        );
+        assert_eq!(step(&[Kind::Volumes], "GET", "/events"), Step::Filter);
+    }
+}
