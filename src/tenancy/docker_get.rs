@@ -1,11 +1,12 @@
-//! One blocking `GET` to dockerd on a fresh upstream connection, for the resolver: the request
-//! is written with `Connection: close`, the answer is read with the gate's own HTTP framing
-//! (`crate::http`), and its body is kept in memory (up to [`MAX_ANSWER`]: inspect answers are
+//! One blocking `GET` to dockerd on a fresh upstream connection, for the resolver: an HTTP/1.0
+//! request (so the answer is never chunked: the gate's chunked relay re-chunks, it does not
+//! decode), the answer read with the gate's own HTTP framing (`crate::http`), and its body kept
+//! in memory (up to [`MAX_ANSWER`]: inspect answers are
 //! a few KiB).
 
 use std::io::{self, Write};
 
-use crate::http::body::{relay_chunked, relay_length, relay_until_eof, RelayError};
+use crate::http::body::{relay_length, relay_until_eof, RelayError};
 use crate::http::head::{read_response, Framing, MAX_HEAD};
 use crate::http::inbound::Inbound;
 use crate::upstream::Upstream;
@@ -23,7 +24,7 @@ pub struct Answer {
 /// `GET path` (already percent-encoded, starting with `/`).
 pub fn get(upstream: &Upstream, path: &str) -> io::Result<Answer> {
     let mut conn = upstream.connect()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
     conn.writer.write_all(request.as_bytes())?;
     conn.writer.flush()?;
     let mut inbound = Inbound::new(conn.reader, MAX_HEAD);
@@ -42,7 +43,12 @@ pub fn get(upstream: &Upstream, path: &str) -> io::Result<Answer> {
             ))
         }
         Framing::Length(n) => relay_length(&mut inbound, &mut body, n, &mut moved),
-        Framing::Chunked => relay_chunked(&mut inbound, &mut body, &mut moved),
+        Framing::Chunked => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a chunked answer to an HTTP/1.0 request",
+            ))
+        }
         Framing::UntilClose => relay_until_eof(&mut inbound, &mut body, &mut moved),
     };
     read.map_err(|e| match e {

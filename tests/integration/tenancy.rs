@@ -1,0 +1,376 @@
+//! Tenancy (issue #13) against the real dockerd, through `dockgate policy explain --upstream`,
+//! which runs the gate's tenancy step (`tenancy::plan::apply`) and prints what the gate would
+//! forward. What the gate would forward is then sent straight to dockerd, so each test checks
+//! dockerd's own semantics: how it resolves names, ID prefixes and link aliases, that the
+//! merged filters really filter on 20.10, and how it merges image labels into a container's.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::cli::docker_command;
+use crate::common::dockerd::dockerd;
+use crate::common::gate::dockgate_command;
+use crate::common::util::{fresh_dir, run_with_timeout, unique_name};
+use crate::common::TEST_IMAGE;
+
+const API: &str = "/v1.41";
+
+/// Two tenants with role ci: team-a by owner, team-b by its CN.
+const POLICY: &str = r#"
+[[identity]]
+cn = ["runner-a*"]
+owner = "team-a"
+role = "ci"
+[[identity]]
+ou = ["ci"]
+role = "ci"
+[role.ci]
+allow = ["read", "logs", "containers", "exec", "volumes", "networks"]
+own = ["containers", "volumes", "networks", "exec"]
+"#;
+
+fn policy() -> PathBuf {
+    let path = fresh_dir("tenancy").join("policy.toml");
+    std::fs::write(&path, POLICY).unwrap();
+    path
+}
+
+/// One tenant's view: `dockgate policy explain` with the tenant's identity and dockerd.
+struct Tenant {
+    policy: PathBuf,
+    identity: [&'static str; 4],
+}
+
+/// What `policy explain` printed for a request.
+struct Explained {
+    ok: bool,
+    text: String,
+}
+
+impl Explained {
+    fn line(&self, prefix: &str) -> Option<&str> {
+        self.text.lines().find_map(|l| l.strip_prefix(prefix))
+    }
+
+    /// The target the gate would forward (must be there).
+    fn target(&self) -> &str {
+        self.line("forward target: ")
+            .unwrap_or_else(|| panic!("no forward target:\n{}", self.text))
+    }
+
+    fn body(&self) -> &str {
+        self.line("forward body: ")
+            .unwrap_or_else(|| panic!("no forward body:\n{}", self.text))
+    }
+
+    /// The local answer's JSON message of a refused request.
+    fn answer(&self) -> (u16, String) {
+        let answer = self
+            .line("answer: ")
+            .unwrap_or_else(|| panic!("no answer:\n{}", self.text));
+        let (status, json) = answer.split_once(' ').unwrap();
+        let json: Value = serde_json::from_str(json).unwrap();
+        (
+            status.parse().unwrap(),
+            json["message"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+impl Tenant {
+    fn a(policy: &PathBuf) -> Tenant {
+        Tenant {
+            policy: policy.clone(),
+            identity: ["--cn", "runner-a1", "--ou", "ci"],
+        }
+    }
+
+    fn b(policy: &PathBuf) -> Tenant {
+        Tenant {
+            policy: policy.clone(),
+            identity: ["--cn", "team-b", "--ou", "ci"],
+        }
+    }
+
+    fn explain(&self, method: &str, target: &str, body: &str) -> Explained {
+        let upstream = format!("unix://{}", dockerd().socket().display());
+        let out = run_with_timeout(
+            dockgate_command()
+                .args(["policy", "explain"])
+                .arg(&self.policy)
+                .args(self.identity)
+                .args(["--upstream", &upstream])
+                .args([method, target]),
+            Some(body.as_bytes()),
+            Duration::from_secs(20),
+        );
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            out.stdout.starts_with("decision: allowed\n"),
+            "the policy must allow {method} {target}:\n{text}"
+        );
+        let ok = out.status.code() == Some(0);
+        assert!(ok || out.status.code() == Some(1), "{text}");
+        Explained { ok, text }
+    }
+
+    /// Creates through the gate's rewriting: the forwarded body goes to dockerd.
+    fn create(&self, kind: &str, query: &str, body: &str) -> String {
+        let explained = self.explain("POST", &format!("{API}/{kind}/create{query}"), body);
+        assert!(explained.ok, "{}", explained.text);
+        let (status, json) = docker_api(
+            "POST",
+            explained.target_or(&format!("{API}/{kind}/create{query}")),
+            explained.body(),
+        );
+        assert!(
+            status == 201 || status == 200,
+            "{kind} create: {status} {json}"
+        );
+        json["Id"]
+            .as_str()
+            .or(json["Name"].as_str())
+            .unwrap()
+            .to_string()
+    }
+
+    /// The full ID the gate resolved `reference` to, or the 404 message it answered.
+    fn resolve(&self, method: &str, target: &str) -> Result<String, (u16, String)> {
+        let explained = self.explain(method, target, "");
+        if !explained.ok {
+            return Err(explained.answer());
+        }
+        let resolved = explained
+            .line("resolved: ")
+            .unwrap_or_else(|| panic!("nothing resolved:\n{}", explained.text));
+        let id = resolved.split(" -> ").nth(1).unwrap();
+        Ok(id.split([' ', ',']).next().unwrap().to_string())
+    }
+}
+
+impl Explained {
+    fn target_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.line("forward target: ").unwrap_or(default)
+    }
+}
+
+/// A request straight to dockerd's socket: (status, JSON body).
+fn docker_api(method: &str, target: &str, body: &str) -> (u16, Value) {
+    let mut s = UnixStream::connect(dockerd().socket()).expect("connect to dockerd");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "{method} {target} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let json = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| serde_json::from_str(b).unwrap_or_else(|_| Value::String(b.to_string())))
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+fn remove_container(id: &str) {
+    docker_api("DELETE", &format!("{API}/containers/{id}?force=1"), "");
+}
+
+/// A 3-character ID prefix of `id` that no other container's ID starts with right now.
+fn unique_prefix(id: &str) -> Option<String> {
+    let (_, all) = docker_api("GET", &format!("{API}/containers/json?all=1"), "");
+    let prefix = &id[..3];
+    let sharing = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["Id"].as_str().unwrap().starts_with(prefix))
+        .count();
+    (sharing == 1).then(|| prefix.to_string())
+}
+
+#[test]
+fn tenancy_resolves_names_prefixes_aliases_and_execs_like_dockerd() {
+    let policy = policy();
+    let (a, b) = (Tenant::a(&policy), Tenant::b(&policy));
+    let run = format!(
+        r#"{{"Image":"{TEST_IMAGE}","Cmd":["sleep","600"],"HostConfig":{{"NetworkMode":"none"}}}}"#
+    );
+    let db_name = unique_name("db");
+    let db = a.create("containers", &format!("?name={db_name}"), &run);
+    let web_name = unique_name("web");
+    let linked = format!(
+        r#"{{"Image":"{TEST_IMAGE}","Cmd":["sleep","600"],"HostConfig":{{"NetworkMode":"none","Links":["{db_name}:alias"]}}}}"#
+    );
+    let web = a.create("containers", &format!("?name={web_name}"), &linked);
+
+    // By name, full ID, and the legacy link alias: dockerd's answer and the gate's agree.
+    assert_eq!(
+        a.resolve("GET", &format!("{API}/containers/{web_name}/json")),
+        Ok(web.clone())
+    );
+    assert_eq!(
+        a.resolve("POST", &format!("{API}/containers/{web}/stop")),
+        Ok(web.clone())
+    );
+    let (status, direct) = docker_api(
+        "GET",
+        &format!("{API}/containers/{web_name}/alias/json"),
+        "",
+    );
+    assert_eq!(
+        (status, direct["Id"].as_str()),
+        (200, Some(db.as_str())),
+        "dockerd resolves the alias"
+    );
+    assert_eq!(
+        a.resolve("GET", &format!("{API}/containers/{web_name}/alias/json")),
+        Ok(db.clone())
+    );
+    // A 3-character ID prefix (another test's container may share it: then try another).
+    let mut checked_prefix = false;
+    for _ in 0..5 {
+        let c = a.create("containers", "", &run);
+        if let Some(prefix) = unique_prefix(&c) {
+            let resolved = a.resolve("GET", &format!("{API}/containers/{prefix}/json"));
+            let wrong = b.resolve("GET", &format!("{API}/containers/{prefix}/json"));
+            remove_container(&c);
+            if resolved.is_err() && unique_prefix(&c).is_none() {
+                continue; // a container sharing the prefix appeared meanwhile
+            }
+            assert_eq!(resolved, Ok(c.clone()));
+            assert_eq!(wrong, Err((404, format!("No such container: {prefix}"))));
+            checked_prefix = true;
+            break;
+        }
+        remove_container(&c);
+    }
+    assert!(
+        checked_prefix,
+        "no container with a unique 3-character prefix in 5 tries"
+    );
+
+    // team-b gets dockerd's own 404, byte for byte the one for a name that does not exist.
+    let (status, missing) = docker_api(
+        "GET",
+        &format!("{API}/containers/no-such-{web_name}/json"),
+        "",
+    );
+    assert_eq!(status, 404);
+    assert_eq!(
+        missing["message"],
+        format!("No such container: no-such-{web_name}")
+    );
+    for target in [
+        format!("{API}/containers/{web_name}/json"),
+        format!("{API}/containers/{web}/json"),
+        format!("{API}/containers/{web_name}/alias/json"),
+    ] {
+        let reference = target
+            .strip_prefix(&format!("{API}/containers/"))
+            .unwrap()
+            .strip_suffix("/json")
+            .unwrap();
+        assert_eq!(
+            b.resolve("GET", &target),
+            Err((404, format!("No such container: {reference}"))),
+            "{target}"
+        );
+    }
+    for (method, suffix) in [("POST", "stop"), ("GET", "logs"), ("POST", "kill")] {
+        assert_eq!(
+            b.resolve(method, &format!("{API}/containers/{web_name}/{suffix}")),
+            Err((404, format!("No such container: {web_name}"))),
+        );
+    }
+    assert!(b
+        .resolve("DELETE", &format!("{API}/containers/{web_name}?force=1"))
+        .is_err());
+    let exec_create = b.explain(
+        "POST",
+        &format!("{API}/containers/{web_name}/exec"),
+        r#"{"Cmd":["true"]}"#,
+    );
+    assert_eq!(
+        exec_create.answer(),
+        (404, format!("No such container: {web_name}"))
+    );
+
+    // An exec ID team-b learned is not team-b's.
+    let (status, _) = docker_api("POST", &format!("{API}/containers/{web}/start"), "");
+    assert_eq!(status, 204);
+    let (status, exec) = docker_api(
+        "POST",
+        &format!("{API}/containers/{web}/exec"),
+        r#"{"Cmd":["true"]}"#,
+    );
+    assert_eq!(status, 201, "{exec}");
+    let exec_id = exec["Id"].as_str().unwrap();
+    let a_exec = a.explain("POST", &format!("{API}/exec/{exec_id}/start"), "");
+    assert!(a_exec.ok, "{}", a_exec.text);
+    assert!(
+        a_exec
+            .text
+            .contains(&format!("(container {web}), owner team-a")),
+        "{}",
+        a_exec.text
+    );
+    let (_, missing_exec) = docker_api("GET", &format!("{API}/exec/{}/json", "0".repeat(64)), "");
+    assert_eq!(
+        missing_exec["message"],
+        format!("No such exec instance: {}", "0".repeat(64))
+    );
+    assert_eq!(
+        b.resolve("POST", &format!("{API}/exec/{exec_id}/start")),
+        Err((404, format!("No such exec instance: {exec_id}")))
+    );
+
+    // Volumes and networks: same shape as dockerd's own 404s.
+    let volume = unique_name("vol");
+    a.create("volumes", "", &format!(r#"{{"Name":"{volume}"}}"#));
+    assert_eq!(
+        a.resolve("GET", &format!("{API}/volumes/{volume}")),
+        Ok(volume.clone())
+    );
+    let (_, missing_volume) = docker_api("GET", &format!("{API}/volumes/no-{volume}"), "");
+    assert_eq!(
+        missing_volume["message"],
+        format!("get no-{volume}: no such volume")
+    );
+    assert_eq!(
+        b.resolve("DELETE", &format!("{API}/volumes/{volume}")),
+        Err((404, format!("get {volume}: no such volume")))
+    );
+    let network = unique_name("net");
+    let net_id = a.create("networks", "", &format!(r#"{{"Name":"{network}","Driver":"bridge","Options":{{"com.docker.network.bridge.name":"dgt{}"}}}}"#, &web[..8]));
+    assert_eq!(
+        a.resolve("GET", &format!("{API}/networks/{network}")),
+        Ok(net_id.clone())
+    );
+    assert_eq!(
+        a.resolve("DELETE", &format!("{API}/networks/{}", &net_id[..5])),
+        Ok(net_id.clone())
+    );
+    let (_, missing_network) = docker_api("GET", &format!("{API}/networks/no-{network}"), "");
+    assert_eq!(
+        missing_network["message"],
+        format!("network no-{network} not found")
+    );
+    assert_eq!(
+        b.resolve("GET", &format!("{API}/networks/{network}")),
+        Err((404, format!("network {network} not found")))
+    );
+
+    for id in [&web, &db] {
+        remove_container(id);
+    }
+    docker_api("DELETE", &format!("{API}/volumes/{volume}"), "");
+    docker_api("DELETE", &format!("{API}/networks/{net_id}"), "");
+}
