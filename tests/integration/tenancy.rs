@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -82,16 +82,16 @@ impl Explained {
 }
 
 impl Tenant {
-    fn a(policy: &PathBuf) -> Tenant {
+    fn a(policy: &Path) -> Tenant {
         Tenant {
-            policy: policy.clone(),
+            policy: policy.to_path_buf(),
             identity: ["--cn", "runner-a1", "--ou", "ci"],
         }
     }
 
-    fn b(policy: &PathBuf) -> Tenant {
+    fn b(policy: &Path) -> Tenant {
         Tenant {
-            policy: policy.clone(),
+            policy: policy.to_path_buf(),
             identity: ["--cn", "team-b", "--ou", "ci"],
         }
     }
@@ -373,4 +373,170 @@ fn tenancy_resolves_names_prefixes_aliases_and_execs_like_dockerd() {
     }
     docker_api("DELETE", &format!("{API}/volumes/{volume}"), "");
     docker_api("DELETE", &format!("{API}/networks/{net_id}"), "");
+}
+
+/// The names of the containers a forwarded list target returns, straight from dockerd.
+fn listed_names(target: &str) -> Vec<String> {
+    let (status, list) = docker_api("GET", target, "");
+    assert_eq!(status, 200, "{target}: {list}");
+    list.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["Names"].as_array().unwrap().clone())
+        .map(|n| n.as_str().unwrap().trim_start_matches('/').to_string())
+        .collect()
+}
+
+#[test]
+fn tenancy_merged_filters_really_filter_on_dockerd() {
+    let policy = policy();
+    let (a, b) = (Tenant::a(&policy), Tenant::b(&policy));
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    let body = format!(r#"{{"Image":"{TEST_IMAGE}","Cmd":["true"],"Labels":{{"app":"x"}}}}"#);
+    let a_name = unique_name("list-a");
+    let a_id = a.create("containers", &format!("?name={a_name}"), &body);
+    let b_name = unique_name("list-b");
+    let b_id = b.create("containers", &format!("?name={b_name}"), &body);
+    let a_volume = unique_name("vol-a");
+    a.create("volumes", "", &format!(r#"{{"Name":"{a_volume}"}}"#));
+
+    // docker ps -a: only the tenant's own, with the client's own filter kept.
+    let a_list = a.explain("GET", &format!("{API}/containers/json?all=1"), "");
+    let names = listed_names(a_list.target());
+    assert!(names.contains(&a_name), "{names:?}");
+    assert!(!names.contains(&b_name), "{names:?}");
+    let b_filtered = b.explain(
+        "GET",
+        &format!("{API}/containers/json?all=1&filters=%7B%22label%22%3A%5B%22app%3Dx%22%5D%7D"),
+        "",
+    );
+    assert_eq!(listed_names(b_filtered.target()), vec![b_name.to_string()]);
+    let (_, unfiltered) = docker_api("GET", &format!("{API}/containers/json?all=1"), "");
+    assert!(unfiltered.as_array().unwrap().len() >= 2);
+
+    // docker volume ls
+    let b_volumes = b.explain("GET", &format!("{API}/volumes"), "");
+    let (_, volumes) = docker_api("GET", b_volumes.target(), "");
+    let volume_names: Vec<&str> = volumes["Volumes"]
+        .as_array()
+        .map(|v| v.iter().map(|v| v["Name"].as_str().unwrap()).collect())
+        .unwrap_or_default();
+    assert!(
+        !volume_names.contains(&a_volume.as_str()),
+        "{volume_names:?}"
+    );
+    let a_volumes = a.explain("GET", &format!("{API}/volumes"), "");
+    let (_, volumes) = docker_api("GET", a_volumes.target(), "");
+    assert!(volumes.to_string().contains(&a_volume), "{volumes}");
+
+    // docker container prune as team-b removes team-b's stopped container, not team-a's.
+    let prune = b.explain("POST", &format!("{API}/containers/prune"), "");
+    let (status, pruned) = docker_api("POST", prune.target(), "");
+    assert_eq!(status, 200, "{pruned}");
+    let deleted = pruned["ContainersDeleted"].to_string();
+    assert!(deleted.contains(&b_id), "{pruned}");
+    assert!(!deleted.contains(&a_id), "{pruned}");
+    let (status, _) = docker_api("GET", &format!("{API}/containers/{a_id}/json"), "");
+    assert_eq!(status, 200, "team-a's container survived team-b's prune");
+
+    // docker events: team-a's container events only.
+    let until = since + 30;
+    let events_a = a.explain(
+        "GET",
+        &format!("{API}/events?since={since}&until={until}"),
+        "",
+    );
+    let events_b = b.explain(
+        "GET",
+        &format!("{API}/events?since={since}&until={until}"),
+        "",
+    );
+    remove_container(&a_id);
+    docker_api("DELETE", &format!("{API}/volumes/{a_volume}"), "");
+    let events = |target: &str| -> Vec<Value> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let target = target.replace(&format!("until={until}"), &format!("until={}", now + 1));
+        let (status, body) = docker_api("GET", &target, "");
+        assert_eq!(status, 200, "{body}");
+        let text = body
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| body.to_string());
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let seen_a = events(events_a.target());
+    let seen_b = events(events_b.target());
+    let ids = |seen: &[Value]| -> Vec<String> {
+        seen.iter()
+            .map(|e| e["Actor"]["ID"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(ids(&seen_a).contains(&a_id), "{seen_a:?}");
+    assert!(!ids(&seen_a).contains(&b_id), "{seen_a:?}");
+    assert!(!ids(&seen_b).contains(&a_id), "{seen_b:?}");
+    for event in seen_a.iter().chain(&seen_b) {
+        assert!(
+            ["container", "volume", "network"].contains(&event["Type"].as_str().unwrap()),
+            "{event}"
+        );
+    }
+    // Unfiltered, dockerd reports team-a's container and volume to anyone: the filter did it.
+    let all = events(&format!("{API}/events?since={since}&until={until}"));
+    assert!(ids(&all).contains(&a_id) && ids(&all).contains(&b_id));
+}
+
+#[test]
+fn tenancy_an_image_label_cannot_supply_the_owner() {
+    let d = dockerd();
+    let ctx = fresh_dir("tenancy-image");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {TEST_IMAGE}\nLABEL dockgate.owner=team-b\n"),
+    )
+    .unwrap();
+    let tag = unique_name("owned-image");
+    let out = run_with_timeout(
+        docker_command(&d.host, None, &ctx.join("cfg"))
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "-q", "-t", &tag])
+            .arg(&ctx),
+        None,
+        Duration::from_secs(120),
+    );
+    assert!(out.success(), "docker build: {}{}", out.stdout, out.stderr);
+    let owner = |id: &str| {
+        let (_, inspect) = docker_api("GET", &format!("{API}/containers/{id}/json"), "");
+        remove_container(id);
+        inspect["Config"]["Labels"]["dockgate.owner"].clone()
+    };
+    // Without the gate, dockerd takes the image's label: the image would make team-b the owner.
+    let body = format!(r#"{{"Image":"{tag}","Cmd":["true"]}}"#);
+    let (status, direct) = docker_api("POST", &format!("{API}/containers/create"), &body);
+    assert_eq!(status, 201, "{direct}");
+    assert_eq!(owner(direct["Id"].as_str().unwrap()), "team-b");
+    // Through the gate's create rewriting, team-a owns what team-a runs.
+    let policy = policy();
+    let id = Tenant::a(&policy).create("containers", "", &body);
+    assert_eq!(owner(&id), "team-a");
+    // And team-a cannot set the label itself, in any spelling.
+    for key in ["dockgate.owner", "Dockgate.Owner", "DOCKGATE.OWNER"] {
+        let explained = Tenant::a(&policy).explain(
+            "POST",
+            &format!("{API}/containers/create"),
+            &format!(r#"{{"Image":"{tag}","Labels":{{"{key}":"team-a"}}}}"#),
+        );
+        assert!(!explained.ok);
+        assert_eq!(explained.answer().0, 403, "{}", explained.text);
+    }
+    docker_api("DELETE", &format!("{API}/images/{tag}"), "");
 }
