@@ -23,6 +23,8 @@ pub mod file;
 pub mod groups;
 pub mod identity;
 pub mod json;
+#[cfg(test)]
+mod readme_policies;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
