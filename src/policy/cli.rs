@@ -12,6 +12,7 @@ use super::groups::{group_of, Group};
 use super::identity::CertIdentity;
 use super::{file, Policy, Role};
 use crate::api::ApiRequest;
+use crate::tenancy::create::label_create;
 use crate::tenancy::plan::{apply, plan, Forward, Step};
 use crate::tenancy::Refusal;
 use crate::upstream::Upstream;
@@ -297,20 +298,26 @@ fn explain_tenancy(
     println!("owner: {} (owns {})", tenant.owner, owns.join(", "));
     let step = plan(&tenant, request);
     println!("tenancy: {}", describe_step(&step));
-    let offline;
-    let upstream = match upstream {
-        Some(upstream) => upstream,
-        None if matches!(step, Step::Resolve(..)) => {
+    match (upstream, &step) {
+        (Some(upstream), _) => {
+            print_forward(apply(&tenant, request, headers, body, upstream).map_err(refused)?)
+        }
+        (None, Step::Resolve(..)) => {
             println!("forward: (not resolved: give --upstream URL)");
-            return Ok(());
+            Ok(())
         }
-        None => {
-            // Labels and filters need no upstream: this one is never connected to.
-            offline = Upstream::Tcp("offline:0".into());
-            &offline
+        (None, Step::Label(kind)) => {
+            let labelled = label_create(*kind, &tenant.owner, headers, body).map_err(refused)?;
+            println!("forward body: {}", String::from_utf8_lossy(&labelled));
+            println!("references in the body: not checked (give --upstream URL)");
+            Ok(())
         }
-    };
-    print_forward(apply(&tenant, request, headers, body, upstream).map_err(refused)?)
+        (None, _) => {
+            // Filters and refusals never ask dockerd: this endpoint is never connected to.
+            let offline = Upstream::Tcp("offline:0".into());
+            print_forward(apply(&tenant, request, headers, body, &offline).map_err(refused)?)
+        }
+    }
 }
 
 fn describe_step(step: &Step) -> String {

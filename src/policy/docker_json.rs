@@ -44,19 +44,19 @@ pub(crate) const HOST_CONFIG_FIELDS: &[&str] = &[
 ];
 
 #[rustfmt::skip]
-pub(super) const NETWORKING_CONFIG_FIELDS: &[&str] = &[
+pub(crate) const NETWORKING_CONFIG_FIELDS: &[&str] = &[
     "EndpointsConfig",
 ];
 
 #[rustfmt::skip]
-pub(super) const ENDPOINT_SETTINGS_FIELDS: &[&str] = &[
+pub(crate) const ENDPOINT_SETTINGS_FIELDS: &[&str] = &[
     "IPAMConfig", "Links", "Aliases", "MacAddress", "DriverOpts", "GwPriority", "NetworkID",
     "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address",
     "GlobalIPv6PrefixLen", "DNSNames",
 ];
 
 #[rustfmt::skip]
-pub(super) const MOUNT_FIELDS: &[&str] = &[
+pub(crate) const MOUNT_FIELDS: &[&str] = &[
     "Type", "Source", "Target", "ReadOnly", "Consistency", "BindOptions", "VolumeOptions",
     "TmpfsOptions", "ImageOptions", "ClusterOptions",
 ];
@@ -166,7 +166,7 @@ fn display_path(path: &str) -> &str {
     }
 }
 
-pub(super) fn member<'a>(members: &'a [(String, Json)], key: &str) -> Option<&'a Json> {
+pub(crate) fn member<'a>(members: &'a [(String, Json)], key: &str) -> Option<&'a Json> {
     members.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
@@ -182,7 +182,7 @@ pub(super) fn bool_member(
     }
 }
 
-pub(super) fn str_member<'a>(
+pub(crate) fn str_member<'a>(
     members: &'a [(String, Json)],
     key: &str,
     path: &str,
@@ -194,7 +194,7 @@ pub(super) fn str_member<'a>(
     }
 }
 
-pub(super) fn str_list<'a>(
+pub(crate) fn str_list<'a>(
     members: &'a [(String, Json)],
     key: &str,
     path: &str,

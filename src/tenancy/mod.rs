@@ -7,6 +7,7 @@
 //! - `plan`: what tenancy does with one classified request ([`plan::Step`]);
 //! - `create`: the owner label set on container, volume and network creates (a client that sets
 //!   it is refused);
+//! - `references`: the containers, volumes and networks a container create body names;
 //! - `resolve`: references (name, ID prefix, alias, exec ID) resolved through dockerd, checked
 //!   against the owner, and the request path rewritten to the full ID;
 //! - `filters`: the owner label merged into the `filters` of lists, prunes and events;
@@ -21,6 +22,7 @@ pub mod docker_get;
 pub mod filters;
 pub mod owner;
 pub mod plan;
+pub mod references;
 pub mod resolve;
 
 use std::fmt;

@@ -2,6 +2,8 @@
 //! dockerd: [`plan`] names the step for a classified request, [`apply`] carries it out (the one
 //! call the request path makes for a tenant) and says what to forward instead.
 //!
+//! A container create is also checked for the objects its body names (`references`).
+//!
 //! Endpoints that would show or touch other tenants' objects and cannot be scoped yet are
 //! refused (403) rather than forwarded: `GET /system/df` (every container and volume),
 //! `POST /commit?container=` and network connect/disconnect (a container named in the query or
@@ -10,7 +12,8 @@
 use super::create::label_create;
 use super::filters::{merge_owner_filter, refuse_form_body};
 use super::owner::Tenant;
-use super::resolve::{resolve_owned, rewrite_target, RefKind, Resolved};
+use super::references::create_references;
+use super::resolve::{resolve, resolve_owned, rewrite_target, RefKind, Resolved};
 use super::{Kind, Refusal};
 use crate::api::{ApiRequest, Endpoint, NetworkOp};
 use crate::policy::body::Headers;
@@ -114,10 +117,16 @@ pub fn apply(
     match plan(tenant, request) {
         Step::Forward => Ok(Forward::default()),
         Step::Refuse(refusal) => Err(refusal),
-        Step::Label(kind) => Ok(Forward {
-            body: Some(label_create(kind, &tenant.owner, headers, body)?),
-            ..Forward::default()
-        }),
+        Step::Label(kind) => {
+            let labelled = label_create(kind, &tenant.owner, headers, body)?;
+            if kind == Kind::Containers {
+                check_create_references(tenant, headers, body, upstream)?;
+            }
+            Ok(Forward {
+                body: Some(labelled),
+                ..Forward::default()
+            })
+        }
         Step::Filter => {
             refuse_form_body(headers)?;
             let query = merge_owner_filter(tenant, &request.endpoint, &request.query)?;
@@ -143,6 +152,30 @@ pub fn apply(
             })
         }
     }
+}
+
+/// Every container, volume and network a container create names must be the tenant's (or a
+/// built-in network, or a volume dockerd will create).
+fn check_create_references(
+    tenant: &Tenant,
+    headers: &Headers<'_>,
+    body: &[u8],
+    upstream: &Upstream,
+) -> Result<(), Refusal> {
+    for reference in create_references(headers, body)? {
+        if reference.created_if_missing
+            && resolve(upstream, reference.kind, &reference.name)?.is_none()
+        {
+            continue;
+        }
+        resolve_owned(upstream, tenant, reference.kind, &reference.name).map_err(
+            |mut refusal| {
+                refusal.reason = format!("{} ({})", refusal.reason, reference.field);
+                refusal
+            },
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

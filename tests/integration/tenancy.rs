@@ -540,3 +540,64 @@ fn tenancy_an_image_label_cannot_supply_the_owner() {
     }
     docker_api("DELETE", &format!("{API}/images/{tag}"), "");
 }
+
+#[test]
+fn tenancy_a_create_cannot_name_another_tenants_objects() {
+    let policy = policy();
+    let (a, b) = (Tenant::a(&policy), Tenant::b(&policy));
+    let db_name = unique_name("ref-db");
+    let db = a.create(
+        "containers",
+        &format!("?name={db_name}"),
+        &format!(r#"{{"Image":"{TEST_IMAGE}","Cmd":["sleep","600"],"Env":["SECRET=a"],"HostConfig":{{"NetworkMode":"none"}}}}"#),
+    );
+    let volume = unique_name("ref-vol");
+    a.create("volumes", "", &format!(r#"{{"Name":"{volume}"}}"#));
+    let network = unique_name("ref-net");
+    let net_id = a.create(
+        "networks",
+        "",
+        &format!(r#"{{"Name":"{network}","Driver":"bridge","Options":{{"com.docker.network.bridge.name":"dgr{}"}}}}"#, &db[..8]),
+    );
+    let create = |t: &Tenant, host_config: &str| {
+        t.explain(
+            "POST",
+            &format!("{API}/containers/create"),
+            &format!(r#"{{"Image":"{TEST_IMAGE}","HostConfig":{host_config}}}"#),
+        )
+    };
+    let cases = [
+        (
+            format!(r#"{{"NetworkMode":"none","Links":["{db_name}:db"]}}"#),
+            format!("No such container: {db_name}"),
+        ),
+        (
+            format!(r#"{{"Binds":["{volume}:/data"]}}"#),
+            format!("get {volume}: no such volume"),
+        ),
+        (
+            format!(r#"{{"Mounts":[{{"Type":"volume","Source":"{volume}","Target":"/data"}}]}}"#),
+            format!("get {volume}: no such volume"),
+        ),
+        (
+            format!(r#"{{"NetworkMode":"{network}"}}"#),
+            format!("network {network} not found"),
+        ),
+    ];
+    for (host_config, message) in &cases {
+        let refused = create(&b, host_config);
+        assert!(!refused.ok, "{}", refused.text);
+        assert_eq!(refused.answer(), (404, message.clone()), "{}", refused.text);
+        let allowed = create(&a, host_config);
+        assert!(allowed.ok, "{}", allowed.text);
+    }
+    // A volume that does not exist yet is created by dockerd: allowed; built-in networks too.
+    let fresh = create(
+        &b,
+        &format!(r#"{{"NetworkMode":"none","Binds":["new-{volume}:/data"]}}"#),
+    );
+    assert!(fresh.ok, "{}", fresh.text);
+    remove_container(&db);
+    docker_api("DELETE", &format!("{API}/volumes/{volume}"), "");
+    docker_api("DELETE", &format!("{API}/networks/{net_id}"), "");
+}
