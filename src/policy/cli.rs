@@ -13,7 +13,7 @@ use super::identity::CertIdentity;
 use super::{file, Policy, Role};
 use crate::api::ApiRequest;
 use crate::tenancy::create::label_create;
-use crate::tenancy::plan::{apply, plan, Forward, Step};
+use crate::tenancy::plan::{apply, needs_body, plan, Forward, Step};
 use crate::tenancy::Refusal;
 use crate::upstream::Upstream;
 
@@ -298,11 +298,14 @@ fn explain_tenancy(
     println!("owner: {} (owns {})", tenant.owner, owns.join(", "));
     let step = plan(&tenant, request);
     println!("tenancy: {}", describe_step(&step));
+    if needs_body(&tenant, request) {
+        println!("tenancy reads the body: yes");
+    }
     match (upstream, &step) {
         (Some(upstream), _) => {
             print_forward(apply(&tenant, request, headers, body, upstream).map_err(refused)?)
         }
-        (None, Step::Resolve(..)) => {
+        (None, Step::Resolve(..) | Step::ResolveQuery(..) | Step::Connect(_)) => {
             println!("forward: (not resolved: give --upstream URL)");
             Ok(())
         }
@@ -331,6 +334,12 @@ fn describe_step(step: &Step) -> String {
             format!("resolve {kind:?} {reference:?} and check its owner")
         }
         Step::Filter => "the owner label is merged into filters".into(),
+        Step::ResolveQuery(kind, param) => {
+            format!("resolve the {kind:?} in the query parameter {param} and check its owner")
+        }
+        Step::Connect(network) => format!(
+            "resolve the network {network:?} and the body's container and check their owner"
+        ),
         Step::Refuse(refusal) => format!("refused: {}", refusal.message),
     }
 }

@@ -4,18 +4,17 @@
 //!
 //! A container create is also checked for the objects its body names (`references`).
 //!
-//! Endpoints that would show or touch other tenants' objects and cannot be scoped yet are
-//! refused (403) rather than forwarded: `GET /system/df` (every container and volume),
-//! `POST /commit?container=` and network connect/disconnect (a container named in the query or
-//! body), for tenants that own containers.
+//! `GET /system/df` (every container and volume, no filters) is refused (403) to tenants that
+//! own containers or volumes.
 
 use super::create::label_create;
+use super::filters::query_escape;
 use super::filters::{merge_owner_filter, refuse_form_body};
 use super::owner::Tenant;
-use super::references::create_references;
+use super::references::{connect_body_with_id, connect_references, create_references};
 use super::resolve::{resolve, resolve_owned, rewrite_target, RefKind, Resolved};
 use super::{Kind, Refusal};
-use crate::api::{ApiRequest, Endpoint, NetworkOp};
+use crate::api::{parse_query, ApiRequest, Endpoint, NetworkOp};
 use crate::policy::body::Headers;
 use crate::upstream::Upstream;
 
@@ -28,6 +27,12 @@ pub enum Step {
     Label(Kind),
     /// The path names an owned object: resolve it, check the owner, rewrite to the full ID.
     Resolve(RefKind, String),
+    /// `POST /commit?container=`: the query parameter names an owned object; it is resolved,
+    /// checked and replaced by the full ID.
+    ResolveQuery(RefKind, &'static str),
+    /// Network connect/disconnect: the network (when networks are owned) and the body's
+    /// container (when containers are owned) are resolved and checked, both get full IDs.
+    Connect(String),
     /// A list, prune or event stream of an owned kind: merge the owner filter into the query.
     Filter,
     /// Refused for tenants.
@@ -65,12 +70,9 @@ pub fn plan(tenant: &Tenant, request: &ApiRequest) -> Step {
             Step::Resolve(RefKind::Volume, name.clone())
         }
         Endpoint::Network {
+            id,
             op: NetworkOp::Connect | NetworkOp::Disconnect,
-            ..
-        } if containers || owns(Kind::Networks) => not_for_tenants(
-            tenant,
-            "network connect/disconnect (the container in the body is not checked yet)",
-        ),
+        } if containers || owns(Kind::Networks) => Step::Connect(id.clone()),
         Endpoint::Network { id, .. } if owns(Kind::Networks) => {
             Step::Resolve(RefKind::Network, id.clone())
         }
@@ -78,10 +80,7 @@ pub fn plan(tenant: &Tenant, request: &ApiRequest) -> Step {
             tenant,
             "GET /system/df (it lists every container and volume)",
         ),
-        Endpoint::Commit if containers => not_for_tenants(
-            tenant,
-            "POST /commit (the container in the query is not checked yet)",
-        ),
+        Endpoint::Commit if containers => Step::ResolveQuery(RefKind::Container, "container"),
         _ => Step::Forward,
     }
 }
@@ -91,6 +90,12 @@ fn not_for_tenants(tenant: &Tenant, what: &str) -> Step {
         "tenant {} may not use {what}",
         tenant.owner
     )))
+}
+
+/// True when [`apply`] needs the complete request body: creates of owned kinds and network
+/// connect/disconnect (the caller reads it like the policy's inspected bodies, up to 1 MiB).
+pub fn needs_body(tenant: &Tenant, request: &ApiRequest) -> bool {
+    matches!(plan(tenant, request), Step::Label(_) | Step::Connect(_))
 }
 
 /// What to forward in place of the request, after [`apply`].
@@ -130,16 +135,28 @@ pub fn apply(
         Step::Filter => {
             refuse_form_body(headers)?;
             let query = merge_owner_filter(tenant, &request.endpoint, &request.query)?;
-            let version = request
-                .version
-                .as_ref()
-                .map(|v| format!("/v{v}"))
-                .unwrap_or_default();
             Ok(Forward {
-                target: Some(format!("{version}{}?{query}", request.path)),
+                target: Some(format!(
+                    "{}{}?{query}",
+                    version_prefix(request),
+                    request.path
+                )),
                 ..Forward::default()
             })
         }
+        Step::ResolveQuery(kind, param) => {
+            let (query, resolved) = resolve_query(tenant, request, kind, param, upstream)?;
+            Ok(Forward {
+                target: Some(format!(
+                    "{}{}?{query}",
+                    version_prefix(request),
+                    request.path
+                )),
+                body: None,
+                resolved: Some(resolved),
+            })
+        }
+        Step::Connect(network) => connect(tenant, request, &network, headers, body, upstream),
         Step::Resolve(kind, reference) => {
             let resolved = resolve_owned(upstream, tenant, kind, &reference)?;
             let target = rewrite_target(request, &resolved).ok_or_else(|| {
@@ -152,6 +169,72 @@ pub fn apply(
             })
         }
     }
+}
+
+fn version_prefix(request: &ApiRequest) -> String {
+    request
+        .version
+        .as_ref()
+        .map(|v| format!("/v{v}"))
+        .unwrap_or_default()
+}
+
+/// The query with `param`'s value resolved, checked and replaced by the full ID (the other
+/// parameters kept byte for byte). `param` missing or given twice: 400.
+fn resolve_query(
+    tenant: &Tenant,
+    request: &ApiRequest,
+    kind: RefKind,
+    param: &str,
+    upstream: &Upstream,
+) -> Result<(String, Resolved), Refusal> {
+    let mut parts: Vec<String> = request.query.split('&').map(str::to_owned).collect();
+    let mut found = None;
+    for (n, part) in parts.iter().enumerate() {
+        let pairs = parse_query(part).map_err(Refusal::bad_request)?;
+        if let Some((_, value)) = pairs.into_iter().find(|(k, _)| k == param) {
+            if found.is_some() {
+                return Err(Refusal::bad_request(format!(
+                    "the query parameter {param} is given more than once"
+                )));
+            }
+            found = Some((n, value));
+        }
+    }
+    let (n, reference) = found
+        .ok_or_else(|| Refusal::bad_request(format!("the query parameter {param} is missing")))?;
+    let resolved = resolve_owned(upstream, tenant, kind, &reference)?;
+    parts[n] = format!("{param}={}", query_escape(&resolved.id));
+    Ok((parts.join("&"), resolved))
+}
+
+/// Network connect/disconnect: the network in the path and the container in the body.
+fn connect(
+    tenant: &Tenant,
+    request: &ApiRequest,
+    network: &str,
+    headers: &Headers<'_>,
+    body: &[u8],
+    upstream: &Upstream,
+) -> Result<Forward, Refusal> {
+    let mut forward = Forward::default();
+    if tenant.owns(Kind::Networks) {
+        let resolved = resolve_owned(upstream, tenant, RefKind::Network, network)?;
+        forward.target = Some(rewrite_target(request, &resolved).ok_or_else(|| {
+            Refusal::bad_request(format!("cannot rewrite the path {}", request.path))
+        })?);
+        forward.resolved = Some(resolved);
+    }
+    if tenant.owns(Kind::Containers) {
+        let mut container_id = None;
+        for reference in connect_references(headers, body)? {
+            let resolved = resolve_owned(upstream, tenant, reference.kind, &reference.name)?;
+            container_id.get_or_insert(resolved.id);
+        }
+        let id = container_id.ok_or_else(|| Refusal::bad_request("the body names no Container"))?;
+        forward.body = Some(connect_body_with_id(headers, body, &id)?);
+    }
+    Ok(forward)
 }
 
 /// Every container, volume and network a container create names must be the tenant's (or a
@@ -247,15 +330,33 @@ mod tests {
         ] {
             assert_eq!(step(ALL, method, target), expected, "{method} {target}");
         }
-        for (method, target) in [
-            ("GET", "/v1.41/system/df"),
-            ("POST", "/v1.41/commit?container=abc"),
-            ("POST", "/v1.41/networks/n/connect"),
+        let Step::Refuse(r) = step(ALL, "GET", "/v1.41/system/df") else {
+            panic!("system df is not refused");
+        };
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            step(ALL, "POST", "/v1.41/commit?container=abc"),
+            Step::ResolveQuery(RefKind::Container, "container")
+        );
+        assert_eq!(
+            step(ALL, "POST", "/v1.41/networks/n/disconnect"),
+            Step::Connect("n".into())
+        );
+        let tenant = Tenant {
+            owner: "t".into(),
+            owns: ALL.to_vec(),
+        };
+        for (target, body) in [
+            ("/v1.41/containers/create", true),
+            ("/v1.41/networks/n/connect", true),
+            ("/v1.41/containers/c/stop", false),
+            ("/v1.41/commit?container=c", false),
         ] {
-            let Step::Refuse(r) = step(ALL, method, target) else {
-                panic!("{method} {target} is not refused");
-            };
-            assert_eq!(r.status, 403);
+            assert_eq!(
+                needs_body(&tenant, &classify("POST", target).unwrap()),
+                body,
+                "{target}"
+            );
         }
     }
 

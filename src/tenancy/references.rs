@@ -10,6 +10,10 @@
 //! business), and a named volume that does not exist yet may be named, because dockerd creates
 //! it on the spot (unowned: the tenant will not see it in `volume ls`).
 //!
+//! Network connect and disconnect name a container in their body (`Container`, and links in
+//! `EndpointConfig.Links`): [`connect_references`] lists them, and [`connect_body_with_id`]
+//! writes the body back with the container's full ID, so the check and the action cannot part.
+//!
 //! The body has already passed the policy's strict reading (tenant roles are never `all`
 //! roles); its members are read here with the same accessors, so a wrong type is a 400.
 
@@ -20,7 +24,7 @@ use crate::policy::docker_json::{
     map_member, member, str_list, str_member, struct_members, CONFIG_FIELDS, CREATE_FIELDS,
     ENDPOINT_SETTINGS_FIELDS, HOST_CONFIG_FIELDS, MOUNT_FIELDS, NETWORKING_CONFIG_FIELDS,
 };
-use crate::policy::json::Json;
+use crate::policy::json::{number_literals, Json};
 
 /// One object the body names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +117,49 @@ fn host_config_references(hc: &[(String, Json)], refs: &mut Vec<Reference>) -> R
     Ok(())
 }
 
+/// Fields of the network connect/disconnect body (NetworkConnect, NetworkDisconnect).
+const CONNECT_FIELDS: &[&str] = &["Container", "EndpointConfig", "Force"];
+
+/// The containers a network connect or disconnect body names: `Container` first.
+pub fn connect_references(headers: &Headers<'_>, body: &[u8]) -> Result<Vec<Reference>, Refusal> {
+    let value = parse_body(headers, body).map_err(refusal)?;
+    let members = struct_members(&value, "", CONNECT_FIELDS).map_err(refusal)?;
+    let container = str_member(members, "Container", "").map_err(refusal)?;
+    let mut refs = vec![reference(RefKind::Container, container, "Container")];
+    if let Some(settings) = member(members, "EndpointConfig") {
+        let es = struct_members(settings, "EndpointConfig", ENDPOINT_SETTINGS_FIELDS)
+            .map_err(refusal)?;
+        for link in str_list(es, "Links", "EndpointConfig").map_err(refusal)? {
+            refs.push(link_reference(link, "EndpointConfig.Links"));
+        }
+    }
+    Ok(refs)
+}
+
+/// The connect/disconnect body with `Container` set to the full ID (everything else kept;
+/// numbers must keep their spelling).
+pub fn connect_body_with_id(
+    headers: &Headers<'_>,
+    body: &[u8],
+    container_id: &str,
+) -> Result<Vec<u8>, Refusal> {
+    let value = parse_body(headers, body).map_err(refusal)?;
+    let mut members = struct_members(&value, "", CONNECT_FIELDS)
+        .map_err(refusal)?
+        .to_vec();
+    match members.iter_mut().find(|(k, _)| k == "Container") {
+        Some((_, v)) => *v = Json::String(container_id.to_string()),
+        None => return Err(Refusal::bad_request("the body names no Container")),
+    }
+    let out = Json::Object(members).to_bytes();
+    if number_literals(body) != number_literals(&out) {
+        return Err(Refusal::bad_request(
+            "a number in the body is not in canonical form (e.g. -0, 1e2)",
+        ));
+    }
+    Ok(out)
+}
+
 /// `name:alias` or `name`: the container is the part before the first `:`.
 fn link_reference(link: &str, field: &str) -> Reference {
     let container = link.split(':').next().unwrap_or("");
@@ -196,6 +243,38 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn connect_bodies_name_their_container_and_get_its_full_id() {
+        let body = br#"{"Container":"web","EndpointConfig":{"Aliases":["w"],"Links":["db:d"],"IPAMConfig":{"IPv4Address":""}},"Force":false}"#;
+        let found: Vec<(String, String)> = connect_references(JSON, body)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.name, r.field))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("web".into(), "Container".into()),
+                ("db".into(), "EndpointConfig.Links".into())
+            ]
+        );
+        let out = connect_body_with_id(JSON, body, "abc123").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"Container":"abc123","EndpointConfig":{"Aliases":["w"],"Links":["db:d"],"IPAMConfig":{"IPv4Address":""}},"Force":false}"#
+        );
+        for bad in [
+            &br#"{"container":"web"}"#[..],
+            br#"{"Container":1}"#,
+            br#"{}"#,
+        ] {
+            assert!(
+                connect_body_with_id(JSON, bad, "x").is_err()
+                    || connect_references(JSON, bad).is_err()
+            );
+        }
     }
 
     #[test]

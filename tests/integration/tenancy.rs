@@ -29,7 +29,7 @@ role = "ci"
 ou = ["ci"]
 role = "ci"
 [role.ci]
-allow = ["read", "logs", "containers", "exec", "volumes", "networks"]
+allow = ["read", "logs", "containers", "exec", "volumes", "networks", "images"]
 own = ["containers", "volumes", "networks", "exec"]
 "#;
 
@@ -600,4 +600,81 @@ fn tenancy_a_create_cannot_name_another_tenants_objects() {
     remove_container(&db);
     docker_api("DELETE", &format!("{API}/volumes/{volume}"), "");
     docker_api("DELETE", &format!("{API}/networks/{net_id}"), "");
+}
+
+#[test]
+fn tenancy_commit_and_network_connect_check_the_container_they_name() {
+    let policy = policy();
+    let (a, b) = (Tenant::a(&policy), Tenant::b(&policy));
+    let name = unique_name("conn");
+    let id = a.create(
+        "containers",
+        &format!("?name={name}"),
+        &format!(r#"{{"Image":"{TEST_IMAGE}","Cmd":["true"],"HostConfig":{{}}}}"#),
+    );
+    let network = unique_name("conn-net");
+    let net_id = a.create(
+        "networks",
+        "",
+        &format!(r#"{{"Name":"{network}","Driver":"bridge","Options":{{"com.docker.network.bridge.name":"dgc{}"}}}}"#, &id[..8]),
+    );
+    let connect_body = format!(r#"{{"Container":"{name}","EndpointConfig":{{}}}}"#);
+    let connect = format!("{API}/networks/{network}/connect");
+
+    // team-b: not its network, and not its container (own network, team-a's container).
+    let refused = b.explain("POST", &connect, &connect_body);
+    assert_eq!(
+        refused.answer(),
+        (404, format!("network {network} not found"))
+    );
+    let b_network = unique_name("conn-net-b");
+    let b_net_id = b.create(
+        "networks",
+        "",
+        &format!(r#"{{"Name":"{b_network}","Driver":"bridge","Options":{{"com.docker.network.bridge.name":"dgb{}"}}}}"#, &id[..8]),
+    );
+    let refused = b.explain(
+        "POST",
+        &format!("{API}/networks/{b_network}/connect"),
+        &connect_body,
+    );
+    assert_eq!(
+        refused.answer(),
+        (404, format!("No such container: {name}"))
+    );
+
+    // team-a: forwarded with both full IDs, and dockerd connects exactly that container.
+    let allowed = a.explain("POST", &connect, &connect_body);
+    assert!(allowed.ok, "{}", allowed.text);
+    assert_eq!(allowed.target(), format!("{API}/networks/{net_id}/connect"));
+    assert_eq!(
+        allowed.body(),
+        format!(r#"{{"Container":"{id}","EndpointConfig":{{}}}}"#)
+    );
+    let (status, answer) = docker_api("POST", allowed.target(), allowed.body());
+    assert_eq!(status, 200, "{answer}");
+    let (_, inspect) = docker_api("GET", &format!("{API}/containers/{id}/json"), "");
+    assert!(
+        inspect["NetworkSettings"]["Networks"][&network].is_object(),
+        "{}",
+        inspect["NetworkSettings"]
+    );
+
+    // docker commit: the container in the query.
+    let tag = unique_name("committed");
+    let commit = format!("{API}/commit?container={name}&repo={tag}");
+    assert_eq!(
+        b.explain("POST", &commit, "").answer(),
+        (404, format!("No such container: {name}"))
+    );
+    let committed = a.explain("POST", &commit, "");
+    assert_eq!(
+        committed.target(),
+        format!("{API}/commit?container={id}&repo={tag}")
+    );
+
+    remove_container(&id);
+    for net in [&net_id, &b_net_id] {
+        docker_api("DELETE", &format!("{API}/networks/{net}"), "");
+    }
 }
