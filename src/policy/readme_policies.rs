@@ -153,6 +153,13 @@ fn ci_runs_builds_and_execs_without_escalation() {
             "{target} {body}"
         );
     }
+    let checked = describe(&p);
+    assert!(
+        checked
+            .contains("  own: containers, volumes, networks, exec (label dockgate.owner=<owner>"),
+        "{checked}"
+    );
+    assert!(checked.contains("remote denied"), "{checked}");
     let tenant = p.tenant_for(&runner).unwrap().unwrap();
     assert_eq!(tenant.owner, "runner-1");
     assert_eq!(tenant.owns.len(), 4);
