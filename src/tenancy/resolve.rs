@@ -115,6 +115,13 @@ pub fn resolve(
 }
 
 /// Resolves `reference` and checks that `tenant` owns it; anything else is dockerd's 404.
+///
+/// dockerd looks a container or network up by full ID, then by name, then by ID prefix, across
+/// every tenant: another tenant's container named `3f9a` would hide a tenant's own container
+/// whose ID starts with `3f9a`, and another tenant's ID sharing a prefix makes it ambiguous.
+/// Either way the answer would tell the tenant that someone else's object exists. So when
+/// dockerd's answer is not the tenant's and the reference looks like an ID prefix, it is
+/// looked up among the tenant's own objects only (dockerd lists them, filtered by the label).
 pub fn resolve_owned(
     upstream: &Upstream,
     tenant: &Tenant,
@@ -122,16 +129,70 @@ pub fn resolve_owned(
     reference: &str,
 ) -> Result<Resolved, Refusal> {
     let missing = |why: String| Refusal::not_found(not_found_message(kind, reference), why);
-    match resolve(upstream, kind, reference)? {
-        None => Err(missing(format!("{kind:?} {reference:?} not found"))),
-        Some(found) if found.owner.as_deref() == Some(tenant.owner.as_str()) => Ok(found),
-        Some(found) => Err(missing(format!(
+    let found = resolve(upstream, kind, reference)?;
+    if let Some(found) = &found {
+        if found.owner.as_deref() == Some(tenant.owner.as_str()) {
+            return Ok(found.clone());
+        }
+    }
+    if let Some(own) = own_by_id_prefix(upstream, tenant, kind, reference)? {
+        return Ok(own);
+    }
+    Err(missing(match found {
+        None => format!("{kind:?} {reference:?} not found"),
+        Some(found) => format!(
             "{kind:?} {reference:?} is {} owned by {}, not {}",
             found.id,
             found.owner.as_deref().unwrap_or("nobody"),
             tenant.owner
-        ))),
+        ),
+    }))
+}
+
+/// The tenant's only container or network whose ID starts with `prefix` (hex), if exactly one.
+fn own_by_id_prefix(
+    upstream: &Upstream,
+    tenant: &Tenant,
+    kind: RefKind,
+    prefix: &str,
+) -> Result<Option<Resolved>, Refusal> {
+    let is_hex_prefix = !prefix.is_empty()
+        && prefix.len() < 64
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let list = match kind {
+        RefKind::Container => "/containers/json?all=1&filters=",
+        RefKind::Network => "/networks?filters=",
+        RefKind::Exec | RefKind::Volume => return Ok(None),
+    };
+    if !is_hex_prefix {
+        return Ok(None);
     }
+    let filter = serde_json::json!({ "label": [format!("{OWNER_LABEL}={}", tenant.owner)] });
+    let path = format!(
+        "{list}{}",
+        super::filters::query_escape(&filter.to_string())
+    );
+    let Some(Value::Array(own)) = inspect(upstream, &path)? else {
+        return Ok(None);
+    };
+    let ids: Vec<&str> = own
+        .iter()
+        .filter(|object| owner_of(&object["Labels"]).as_deref() == Some(tenant.owner.as_str()))
+        .filter_map(|object| object["Id"].as_str())
+        .filter(|id| id.starts_with(prefix))
+        .collect();
+    let [id] = ids.as_slice() else {
+        return Ok(None);
+    };
+    Ok(Some(Resolved {
+        kind,
+        reference: prefix.to_string(),
+        id: id.to_string(),
+        container: None,
+        owner: Some(tenant.owner.clone()),
+    }))
 }
 
 /// The request target with the reference replaced by the full ID: `/v1.41/containers/web/stop

@@ -678,3 +678,36 @@ fn tenancy_commit_and_network_connect_check_the_container_they_name() {
         docker_api("DELETE", &format!("{API}/networks/{net}"), "");
     }
 }
+
+#[test]
+fn tenancy_another_tenants_name_cannot_hide_an_own_id_prefix() {
+    let policy = policy();
+    let (a, b) = (Tenant::a(&policy), Tenant::b(&policy));
+    let run = format!(r#"{{"Image":"{TEST_IMAGE}","Cmd":["true"]}}"#);
+    let a_id = a.create("containers", "", &run);
+    // team-b names its container like the first 10 characters of team-a's ID.
+    let prefix = &a_id[..10];
+    let b_id = b.create("containers", &format!("?name={prefix}"), &run);
+    // dockerd looks names up before ID prefixes: alone, it would pick team-b's container.
+    let (_, direct) = docker_api("GET", &format!("{API}/containers/{prefix}/json"), "");
+    assert_eq!(direct["Id"], b_id);
+    // Each tenant gets its own, and neither learns that the other's exists.
+    assert_eq!(
+        a.resolve("GET", &format!("{API}/containers/{prefix}/json")),
+        Ok(a_id.clone())
+    );
+    assert_eq!(
+        b.resolve("GET", &format!("{API}/containers/{prefix}/json")),
+        Ok(b_id.clone())
+    );
+    let team_c = Tenant {
+        policy: policy.clone(),
+        identity: ["--cn", "team-c", "--ou", "ci"],
+    };
+    assert_eq!(
+        team_c.resolve("GET", &format!("{API}/containers/{prefix}/json")),
+        Err((404, format!("No such container: {prefix}")))
+    );
+    remove_container(&a_id);
+    remove_container(&b_id);
+}
