@@ -396,7 +396,14 @@ fn tenancy_merged_filters_really_filter_on_dockerd() {
         .unwrap()
         .as_secs()
         - 1;
-    let body = format!(r#"{{"Image":"{TEST_IMAGE}","Cmd":["true"],"Labels":{{"app":"x"}}}}"#);
+    // A label of this test only: other tests' containers of the same tenants stay out of the
+    // list and the prune below.
+    let app = unique_name("app");
+    let body = format!(r#"{{"Image":"{TEST_IMAGE}","Cmd":["true"],"Labels":{{"app":"{app}"}}}}"#);
+    let app_filter = format!(
+        "filters=%7B%22label%22%3A%5B%22app%3D{}%22%5D%7D",
+        app.replace('-', "%2D")
+    );
     let a_name = unique_name("list-a");
     let a_id = a.create("containers", &format!("?name={a_name}"), &body);
     let b_name = unique_name("list-b");
@@ -411,7 +418,7 @@ fn tenancy_merged_filters_really_filter_on_dockerd() {
     assert!(!names.contains(&b_name), "{names:?}");
     let b_filtered = b.explain(
         "GET",
-        &format!("{API}/containers/json?all=1&filters=%7B%22label%22%3A%5B%22app%3Dx%22%5D%7D"),
+        &format!("{API}/containers/json?all=1&{app_filter}"),
         "",
     );
     assert_eq!(listed_names(b_filtered.target()), vec![b_name.to_string()]);
@@ -433,8 +440,30 @@ fn tenancy_merged_filters_really_filter_on_dockerd() {
     let (_, volumes) = docker_api("GET", a_volumes.target(), "");
     assert!(volumes.to_string().contains(&a_volume), "{volumes}");
 
+    // docker network ls
+    let a_network = unique_name("list-net");
+    let a_net_id = a.create(
+        "networks",
+        "",
+        &format!(r#"{{"Name":"{a_network}","Driver":"bridge","Options":{{"com.docker.network.bridge.name":"dgl{}"}}}}"#, &a_id[..8]),
+    );
+    let network_names = |t: &Tenant| -> Vec<String> {
+        let listed = t.explain("GET", &format!("{API}/networks"), "");
+        let (status, networks) = docker_api("GET", listed.target(), "");
+        assert_eq!(status, 200, "{networks}");
+        networks
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["Name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(network_names(&a).contains(&a_network));
+    assert!(!network_names(&b).contains(&a_network));
+    docker_api("DELETE", &format!("{API}/networks/{a_net_id}"), "");
+
     // docker container prune as team-b removes team-b's stopped container, not team-a's.
-    let prune = b.explain("POST", &format!("{API}/containers/prune"), "");
+    let prune = b.explain("POST", &format!("{API}/containers/prune?{app_filter}"), "");
     let (status, pruned) = docker_api("POST", prune.target(), "");
     assert_eq!(status, 200, "{pruned}");
     let deleted = pruned["ContainersDeleted"].to_string();
