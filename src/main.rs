@@ -33,6 +33,7 @@ mod reload;
 mod sd_notify;
 mod server;
 mod shutdown;
+mod tenancy;
 mod tls;
 mod upstream;
 

@@ -119,7 +119,7 @@ fn media_type(value: &[u8]) -> String {
         .to_ascii_lowercase()
 }
 
-pub(super) fn parse_body(headers: &Headers<'_>, body: &[u8]) -> Result<Json, Finding> {
+pub(crate) fn parse_body(headers: &Headers<'_>, body: &[u8]) -> Result<Json, Finding> {
     require_json_content_type(headers)?;
     let value = Json::parse(body).map_err(|e| refused(None, format!("body: {e}")))?;
     if value.as_object().is_none() {
@@ -281,15 +281,13 @@ pub fn build(
             "may not build in a host cgroup",
         ));
     }
-    if !value("remote").is_empty() {
-        return Err(Finding::Denied {
-            rule: format!(
-                "remote is allowed only for roles with allow = [\"all\"] (role {} is inspected)",
-                role.name
-            ),
-            field: "remote".into(),
-            what: "may not make dockerd fetch a remote build context (remote)".into(),
-        });
+    if !value("remote").is_empty() && !role.limits.build_remote {
+        return Err(denied(
+            role,
+            "build_remote = false",
+            "remote",
+            "may not make dockerd fetch a remote build context (remote)",
+        ));
     }
     Ok(())
 }

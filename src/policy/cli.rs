@@ -11,6 +11,11 @@ use super::decide::{Outcome, Request};
 use super::groups::{group_of, Group};
 use super::identity::CertIdentity;
 use super::{file, Policy, Role};
+use crate::api::ApiRequest;
+use crate::tenancy::create::label_create;
+use crate::tenancy::plan::{apply, needs_body, plan, Forward, Step};
+use crate::tenancy::Refusal;
+use crate::upstream::Upstream;
 
 pub const HELP: &str = "\
 dockgate policy: check and try out an access policy file (see README, \"Access policy\")
@@ -27,6 +32,10 @@ USAGE:
         or --cert CLIENT.pem to take them from a client certificate.
         --content-type TYPE   Content-Type of the body. Default: application/json when a body
                               is given, none otherwise.
+        --upstream URL        For a tenant (a role with own = [...]): resolve the objects the
+                              request names through this Docker endpoint (unix:///var/run/docker.sock)
+                              and print what the gate would forward (target and body).
+                              Without it, references are not resolved.
         Example: dockgate policy explain policy.toml --ou ci POST /v1.41/containers/create < run.json
 ";
 
@@ -95,8 +104,12 @@ pub fn describe(policy: &Policy) -> String {
     );
     out.push_str("identities (first match wins):\n");
     for rule in &policy.identities {
+        let owner = match &rule.owner {
+            Some(owner) => format!(", owner {owner}"),
+            None => String::new(),
+        };
         out.push_str(&format!(
-            "  #{} {} -> role {}\n",
+            "  #{} {} -> role {}{owner}\n",
             rule.index,
             rule.describe(),
             rule.role
@@ -126,6 +139,14 @@ fn describe_role(role: &Role) -> String {
     for rule in &role.deny {
         out.push_str(&format!("  deny: {} {}\n", rule.method, rule.path));
     }
+    if !role.own.is_empty() {
+        let kinds: Vec<&str> = role.own.iter().map(|k| k.name()).collect();
+        out.push_str(&format!(
+            "  own: {} (label {}=<owner>: the identity's owner, default its CN)\n",
+            kinds.join(", "),
+            crate::tenancy::OWNER_LABEL
+        ));
+    }
     if role.allows_all() {
         return out;
     }
@@ -148,8 +169,9 @@ fn describe_role(role: &Role) -> String {
             "denied"
         };
         out.push_str(&format!(
-            "  build: networkmode default/none{}, remote denied, form bodies refused, BuildKit (version=2) {buildkit}\n",
-            if role.limits.host_namespaces { " or any (host_namespaces)" } else { " only" }
+            "  build: networkmode default/none{}, remote {}, form bodies refused, BuildKit (version=2) {buildkit}\n",
+            if role.limits.host_namespaces { " or any (host_namespaces)" } else { " only" },
+            if role.limits.build_remote { "allowed (build_remote)" } else { "denied" }
         ));
     }
     out
@@ -174,6 +196,10 @@ fn explain(mut args: pico_args::Arguments) -> Result<(), Failure> {
     };
     let cert: Option<PathBuf> = args.opt_value_from_str("--cert").map_err(usage)?;
     let content_type: Option<String> = args.opt_value_from_str("--content-type").map_err(usage)?;
+    let upstream: Option<String> = args.opt_value_from_str("--upstream").map_err(usage)?;
+    let upstream = upstream
+        .map(|url| Upstream::parse(&url).map_err(usage))
+        .transpose()?;
     let who = match cert {
         Some(cert) => identity_from_pem(&cert)?,
         None => who,
@@ -235,12 +261,111 @@ fn explain(mut args: pico_args::Arguments) -> Result<(), Failure> {
     }
     println!("message: {}", decision.message);
     if decision.allowed() {
+        if let Some(request) = &decision.request {
+            let tenancy =
+                explain_tenancy(&policy, &who, request, &headers, &body, upstream.as_ref());
+            return tenancy
+                .map_err(|refusal| (1, format!("policy explain: refused ({})", refusal.status)));
+        }
         return Ok(());
     }
     if policy.mode == super::Mode::Audit && decision.outcome == Outcome::Denied {
         println!("mode: audit (the gate would log \"would deny\" and forward)");
     }
     Err((1, format!("policy explain: {verdict}")))
+}
+
+/// The tenancy part of an allowed request: the owner, the step, and what would be forwarded.
+fn explain_tenancy(
+    policy: &Policy,
+    who: &CertIdentity,
+    request: &ApiRequest,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+    upstream: Option<&Upstream>,
+) -> Result<(), Refusal> {
+    let refused = |refusal: Refusal| {
+        println!("tenancy: refused ({}): {}", refusal.status, refusal.reason);
+        println!("answer: {} {}", refusal.status, refusal.body().trim_end());
+        refusal
+    };
+    let tenant = match policy.tenant_for(who) {
+        Ok(Some(tenant)) => tenant,
+        Ok(None) => return Ok(()),
+        Err(refusal) => return Err(refused(refusal)),
+    };
+    let owns: Vec<&str> = tenant.owns.iter().map(|k| k.name()).collect();
+    println!("owner: {} (owns {})", tenant.owner, owns.join(", "));
+    let step = plan(&tenant, request);
+    println!("tenancy: {}", describe_step(&step));
+    if needs_body(&tenant, request) {
+        println!("tenancy reads the body: yes");
+    }
+    match (upstream, &step) {
+        (Some(upstream), _) => {
+            print_forward(apply(&tenant, request, headers, body, upstream).map_err(refused)?)
+        }
+        (None, Step::Resolve(..) | Step::ResolveQuery(..) | Step::Connect(_)) => {
+            println!("forward: (not resolved: give --upstream URL)");
+            Ok(())
+        }
+        (None, Step::Label(kind)) => {
+            let labelled = label_create(*kind, &tenant.owner, headers, body).map_err(refused)?;
+            println!("forward body: {}", String::from_utf8_lossy(&labelled));
+            println!("references in the body: not checked (give --upstream URL)");
+            Ok(())
+        }
+        (None, _) => {
+            // Filters and refusals never ask dockerd: this endpoint is never connected to.
+            let offline = Upstream::Tcp("offline:0".into());
+            print_forward(apply(&tenant, request, headers, body, &offline).map_err(refused)?)
+        }
+    }
+}
+
+fn describe_step(step: &Step) -> String {
+    match step {
+        Step::Forward => "nothing owned is named: forwarded unchanged".into(),
+        Step::Label(kind) => format!(
+            "create of owned {}: the gate sets the owner label",
+            kind.name()
+        ),
+        Step::Resolve(kind, reference) => {
+            format!("resolve {kind:?} {reference:?} and check its owner")
+        }
+        Step::Filter => "the owner label is merged into filters".into(),
+        Step::ResolveQuery(kind, param) => {
+            format!("resolve the {kind:?} in the query parameter {param} and check its owner")
+        }
+        Step::Connect(network) => format!(
+            "resolve the network {network:?} and the body's container and check their owner"
+        ),
+        Step::Refuse(refusal) => format!("refused: {}", refusal.message),
+    }
+}
+
+fn print_forward(forward: Forward) -> Result<(), Refusal> {
+    if let Some(resolved) = &forward.resolved {
+        let container = resolved
+            .container
+            .as_ref()
+            .map(|c| format!(" (container {c})"))
+            .unwrap_or_default();
+        println!(
+            "resolved: {:?} {:?} -> {}{container}, owner {}",
+            resolved.kind,
+            resolved.reference,
+            resolved.id,
+            resolved.owner.as_deref().unwrap_or("none")
+        );
+    }
+    if let Some(target) = &forward.target {
+        println!("forward target: {target}");
+    }
+    if let Some(body) = &forward.body {
+        println!("forward body: {}", String::from_utf8_lossy(body));
+    }
+    Ok(())
 }
 
 /// The identity of a client certificate file (PEM), for `--cert`.

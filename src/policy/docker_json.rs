@@ -13,7 +13,7 @@ use super::json::Json;
 
 /// Fields of container.Config (promoted to the top level of a create).
 #[rustfmt::skip]
-pub(super) const CONFIG_FIELDS: &[&str] = &[
+pub(crate) const CONFIG_FIELDS: &[&str] = &[
     "Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
     "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped",
     "Image", "Volumes", "WorkingDir", "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild",
@@ -22,13 +22,13 @@ pub(super) const CONFIG_FIELDS: &[&str] = &[
 
 /// Members of the create request itself besides Config's.
 #[rustfmt::skip]
-pub(super) const CREATE_FIELDS: &[&str] = &[
+pub(crate) const CREATE_FIELDS: &[&str] = &[
     "HostConfig", "NetworkingConfig",
 ];
 
 /// Fields of container.HostConfig, including those of the embedded Resources.
 #[rustfmt::skip]
-pub(super) const HOST_CONFIG_FIELDS: &[&str] = &[
+pub(crate) const HOST_CONFIG_FIELDS: &[&str] = &[
     "Binds", "ContainerIDFile", "LogConfig", "NetworkMode", "PortBindings", "RestartPolicy",
     "AutoRemove", "VolumeDriver", "VolumesFrom", "ConsoleSize", "Annotations", "CapAdd", "CapDrop",
     "CgroupnsMode", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "GroupAdd", "IpcMode",
@@ -44,19 +44,19 @@ pub(super) const HOST_CONFIG_FIELDS: &[&str] = &[
 ];
 
 #[rustfmt::skip]
-pub(super) const NETWORKING_CONFIG_FIELDS: &[&str] = &[
+pub(crate) const NETWORKING_CONFIG_FIELDS: &[&str] = &[
     "EndpointsConfig",
 ];
 
 #[rustfmt::skip]
-pub(super) const ENDPOINT_SETTINGS_FIELDS: &[&str] = &[
+pub(crate) const ENDPOINT_SETTINGS_FIELDS: &[&str] = &[
     "IPAMConfig", "Links", "Aliases", "MacAddress", "DriverOpts", "GwPriority", "NetworkID",
     "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address",
     "GlobalIPv6PrefixLen", "DNSNames",
 ];
 
 #[rustfmt::skip]
-pub(super) const MOUNT_FIELDS: &[&str] = &[
+pub(crate) const MOUNT_FIELDS: &[&str] = &[
     "Type", "Source", "Target", "ReadOnly", "Consistency", "BindOptions", "VolumeOptions",
     "TmpfsOptions", "ImageOptions", "ClusterOptions",
 ];
@@ -83,14 +83,14 @@ pub(super) const EXEC_FIELDS: &[&str] = &[
 ];
 
 #[rustfmt::skip]
-pub(super) const VOLUME_CREATE_FIELDS: &[&str] = &[
+pub(crate) const VOLUME_CREATE_FIELDS: &[&str] = &[
     "Name", "Driver", "DriverOpts", "Labels", "ClusterVolumeSpec",
 ];
 
 /// Case-insensitive comparison as Go's encoding/json does it: ASCII upper-casing, and for other
 /// characters the upper case of the lower case. Characters whose Rust case mapping is not one
 /// character are kept; non-ASCII keys are refused anyway (see `struct_members`).
-pub(super) fn go_fold(s: &str) -> String {
+pub(crate) fn go_fold(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii() {
@@ -111,7 +111,7 @@ fn single_char(mut mapped: impl Iterator<Item = char>) -> Option<char> {
 /// The members of the object `value` at `path`, after checking that every key that dockerd
 /// would read as one of `known` is spelled exactly so. `null` reads as absent (Go leaves the
 /// field unset); another non-object is refused.
-pub(super) fn struct_members<'a>(
+pub(crate) fn struct_members<'a>(
     value: &'a Json,
     path: &str,
     known: &[&str],
@@ -166,7 +166,7 @@ fn display_path(path: &str) -> &str {
     }
 }
 
-pub(super) fn member<'a>(members: &'a [(String, Json)], key: &str) -> Option<&'a Json> {
+pub(crate) fn member<'a>(members: &'a [(String, Json)], key: &str) -> Option<&'a Json> {
     members.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
@@ -182,7 +182,7 @@ pub(super) fn bool_member(
     }
 }
 
-pub(super) fn str_member<'a>(
+pub(crate) fn str_member<'a>(
     members: &'a [(String, Json)],
     key: &str,
     path: &str,
@@ -194,7 +194,7 @@ pub(super) fn str_member<'a>(
     }
 }
 
-pub(super) fn str_list<'a>(
+pub(crate) fn str_list<'a>(
     members: &'a [(String, Json)],
     key: &str,
     path: &str,
@@ -213,7 +213,7 @@ pub(super) fn str_list<'a>(
 }
 
 /// A map-typed member (`Labels`, `DriverOpts`, ...): keys are case-sensitive there.
-pub(super) fn map_member<'a>(
+pub(crate) fn map_member<'a>(
     members: &'a [(String, Json)],
     key: &str,
     path: &str,

@@ -17,6 +17,8 @@ use super::{
     clean_absolute_path, normalise_capability, ContainerLimits, DenyRule, Mode, Policy, Role,
     NO_ROLE,
 };
+use crate::tenancy::owner::check_owner_name;
+use crate::tenancy::Kind;
 
 /// A policy file that cannot be used, and where.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,6 +72,7 @@ struct RawIdentity {
     serial: Option<Vec<String>>,
     issuer_cn: Option<Vec<String>>,
     role: Spanned<String>,
+    owner: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +82,8 @@ struct RawRole {
     allow: Vec<Spanned<String>>,
     #[serde(default)]
     deny: Vec<Spanned<String>>,
+    #[serde(default)]
+    own: Vec<Spanned<String>>,
     containers: Option<RawLimits>,
 }
 
@@ -93,6 +98,7 @@ struct RawLimits {
     bind_mounts: Option<Vec<Spanned<String>>>,
     run_as_root: Option<bool>,
     images: Option<Vec<Spanned<String>>>,
+    build_remote: Option<bool>,
 }
 
 /// Reads and validates `path`.
@@ -177,10 +183,18 @@ fn build(path: &Path, raw: RawPolicy) -> Result<Policy, Invalid> {
                 format!("[[identity]] {} is an empty list", field.name()),
             ));
         }
+        let owner = match &entry.owner {
+            Some(owner) => {
+                check_owner_name(owner.get_ref()).map_err(|why| (owner.span(), why))?;
+                Some(owner.get_ref().clone())
+            }
+            None => None,
+        };
         identities.push(IdentityRule {
             index: n + 1,
             fields,
             role: known_role(&entry.role)?,
+            owner,
         });
     }
     Ok(Policy {
@@ -240,6 +254,7 @@ fn build_role(name: &str, raw: RawRole) -> Result<Role, Invalid> {
         .map(parse_deny_rule)
         .collect::<Result<Vec<_>, _>>()?;
     let everything = allow.contains(&Group::All);
+    let own = build_own(&raw.own, everything)?;
     let limits = match raw.containers {
         Some(raw_limits) => build_limits(raw_limits, everything)?,
         None if everything => unrestricted(),
@@ -250,7 +265,51 @@ fn build_role(name: &str, raw: RawRole) -> Result<Role, Invalid> {
         allow,
         deny,
         limits,
+        own,
     })
+}
+
+/// `own = ["containers", "volumes", "networks", "exec"]`: any subset, each once. An `all` role
+/// cannot own (admins see everything and create unowned objects), and exec ownership is the
+/// container's, so `exec` needs `containers`.
+fn build_own(raw: &[Spanned<String>], everything: bool) -> Result<Vec<Kind>, Invalid> {
+    let mut own = Vec::new();
+    for entry in raw {
+        let kind = Kind::parse(entry.get_ref()).ok_or_else(|| {
+            let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+            (
+                entry.span(),
+                format!(
+                    "unknown kind {:?} in own (kinds: {})",
+                    entry.get_ref(),
+                    names.join(", ")
+                ),
+            )
+        })?;
+        if own.contains(&kind) {
+            return Err((
+                entry.span(),
+                format!("{:?} is listed twice in own", kind.name()),
+            ));
+        }
+        if everything {
+            return Err((
+                entry.span(),
+                "a role that allows \"all\" cannot own: admins see everything and their creates carry no owner".into(),
+            ));
+        }
+        own.push(kind);
+    }
+    if own.contains(&Kind::Exec) && !own.contains(&Kind::Containers) {
+        let span = raw.first().map(Spanned::span).unwrap_or(0..0);
+        return Err((
+            span,
+            "own = [\"exec\"] needs \"containers\" too (an exec belongs to its container's owner)"
+                .into(),
+        ));
+    }
+    own.sort();
+    Ok(own)
 }
 
 /// The limits of a role that allows `all` (they are not checked, but `policy check` prints them).
@@ -264,6 +323,7 @@ fn unrestricted() -> ContainerLimits {
         bind_mounts: vec!["/".into()],
         run_as_root: true,
         images: vec!["*".into()],
+        build_remote: true,
     }
 }
 
@@ -332,6 +392,7 @@ fn build_limits(raw: RawLimits, everything: bool) -> Result<ContainerLimits, Inv
         } else {
             defaults.images
         },
+        build_remote: raw.build_remote.unwrap_or(defaults.build_remote),
     })
 }
 
@@ -434,6 +495,56 @@ allow = ["read"]
         assert!(policy.roles["admin"].allows_all());
         assert!(policy.roles["admin"].limits.privileged);
         assert!(!policy.roles["observer"].limits.privileged);
+        assert!(!ci.limits.build_remote);
+        assert!(policy.roles["admin"].limits.build_remote);
+    }
+
+    #[test]
+    fn own_and_owner_are_read_and_checked() {
+        let p = parse_text(
+            "[[identity]]\ncn = [\"runner-a*\"]\nowner = \"team-a\"\nrole = \"ci\"\n[role.ci]\nallow = [\"containers\"]\nown = [\"exec\", \"containers\", \"networks\"]\n",
+        )
+        .unwrap();
+        assert_eq!(p.identities[0].owner.as_deref(), Some("team-a"));
+        assert_eq!(
+            p.roles["ci"].own,
+            [Kind::Containers, Kind::Networks, Kind::Exec]
+        );
+        for (text, needle, line) in [
+            ("[role.x]\nown = [\"images\"]", "unknown kind \"images\"", 2),
+            ("[role.x]\nown = [\"volumes\", \"volumes\"]", "twice", 2),
+            ("[role.x]\nown = [\"exec\"]", "needs \"containers\"", 2),
+            (
+                "[role.x]\nallow = [\"all\"]\nown = [\"containers\"]",
+                "cannot own",
+                3,
+            ),
+            (
+                "[[identity]]\ncn = [\"a\"]\nowner = \"team a\"\nrole = \"none\"",
+                "character ' '",
+                3,
+            ),
+            (
+                "[[identity]]\ncn = [\"a\"]\nowner = \"\"\nrole = \"none\"",
+                "1 to 128",
+                3,
+            ),
+        ] {
+            let err = parse_text(text).unwrap_err();
+            assert!(err.message.contains(needle), "{text}: {err}");
+            assert_eq!(err.line, line, "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn build_remote_is_a_container_limit() {
+        let p = parse_text(
+            "[role.ci]\nallow = [\"build\"]\n[role.ci.containers]\nbuild_remote = true\n",
+        )
+        .unwrap();
+        assert!(p.roles["ci"].limits.build_remote);
+        let err = parse_text("[role.ci.containers]\nbuild_remote = \"yes\"\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
     }
 
     #[test]

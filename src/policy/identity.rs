@@ -71,6 +71,8 @@ pub struct IdentityRule {
     pub index: usize,
     pub fields: Vec<(Field, Vec<String>)>,
     pub role: String,
+    /// The tenant these certificates act as (`owner = "team-a"`); `None`: the CN.
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,6 +201,7 @@ mod tests {
                 .map(|(f, p)| (f, p.into_iter().map(str::to_owned).collect()))
                 .collect(),
             role: "r".into(),
+            owner: None,
         }
     }
 

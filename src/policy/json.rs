@@ -69,6 +69,47 @@ impl Json {
         }
     }
 
+    /// Serialises the value deterministically: members in order, no whitespace, strings
+    /// escaped as serde_json escapes them. Numbers are written as serde_json holds them, which
+    /// is the original text for integers; callers that must keep a body's meaning exactly
+    /// compare the number literals (see `number_literals`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Json::Null => out.extend_from_slice(b"null"),
+            Json::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Json::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Json::String(s) => write_string(s, out),
+            Json::Array(items) => {
+                out.push(b'[');
+                for (n, item) in items.iter().enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    item.write_to(out);
+                }
+                out.push(b']');
+            }
+            Json::Object(members) => {
+                out.push(b'{');
+                for (n, (key, value)) in members.iter().enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    write_string(key, out);
+                    out.push(b':');
+                    value.write_to(out);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+
     /// A short name of the JSON type, for messages.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -80,6 +121,42 @@ impl Json {
             Json::Object(_) => "an object",
         }
     }
+}
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    // Serialising a str into a Vec cannot fail.
+    serde_json::to_writer(&mut *out, s).unwrap_or_default();
+}
+
+/// The number literals of a JSON text in document order, outside strings. Two documents whose
+/// members are in the same order have the same literals exactly when every number kept its
+/// spelling (`-0` and `1.0` are not what serde_json writes back, and Go reads them differently
+/// from `-0.0` and `1` into integer fields).
+pub fn number_literals(text: &[u8]) -> Vec<&[u8]> {
+    let mut literals = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < text.len()
+                    && matches!(text[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                literals.push(&text[start..i]);
+            }
+            _ => i += 1,
+        }
+    }
+    literals
 }
 
 impl<'de> Deserialize<'de> for Json {
@@ -178,6 +255,28 @@ mod tests {
         }
         // Different spellings are different keys here; the policy refuses the non-canonical one.
         assert!(Json::parse(br#"{"Privileged":false,"privileged":true}"#).is_ok());
+    }
+
+    #[test]
+    fn serialising_keeps_order_escapes_and_integer_spellings() {
+        let text =
+            r#"{"b":1,"a":[null,true,false,-12,18446744073709551615],"s":"q\"\\\u0001é","o":{}}"#;
+        let value = Json::parse(text.as_bytes()).unwrap();
+        let out = value.to_bytes();
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), text);
+        assert_eq!(Json::parse(&out).unwrap(), value);
+        assert_eq!(number_literals(text.as_bytes()), number_literals(&out));
+        // What does not survive textually is detected.
+        for odd in ["-0", "1e2", "1E+2", "0.10"] {
+            let doc = format!("{{\"x\":{odd}}}");
+            let out = Json::parse(doc.as_bytes()).unwrap().to_bytes();
+            assert_ne!(
+                number_literals(doc.as_bytes()),
+                number_literals(&out),
+                "{odd}"
+            );
+        }
+        assert_eq!(number_literals(br#"{"a1":"-2 \" 3","b":-4}"#), [&b"-4"[..]]);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub mod file;
 pub mod groups;
 pub mod identity;
 pub mod json;
+#[cfg(test)]
+mod readme_policies;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -71,6 +73,8 @@ pub struct Role {
     pub allow: Vec<Group>,
     pub deny: Vec<DenyRule>,
     pub limits: ContainerLimits,
+    /// `own = [...]`: the kinds this role's identities own (see `crate::tenancy`), sorted.
+    pub own: Vec<crate::tenancy::Kind>,
 }
 
 impl Role {
@@ -110,6 +114,9 @@ pub struct ContainerLimits {
     pub bind_mounts: Vec<String>,
     pub run_as_root: bool,
     pub images: Vec<String>,
+    /// `POST /build?remote=URL`: dockerd itself fetches the build context (a git repository or
+    /// a tarball URL), from the host's network. Default false except for `all` roles.
+    pub build_remote: bool,
 }
 
 impl ContainerLimits {
@@ -124,6 +131,7 @@ impl ContainerLimits {
             bind_mounts: Vec::new(),
             run_as_root: true,
             images: vec!["*".to_string()],
+            build_remote: false,
         }
     }
 

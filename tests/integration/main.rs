@@ -34,5 +34,6 @@ mod reload;
 mod reload_broken;
 mod reload_server_cert;
 mod shutdown;
+mod tenancy;
 mod upstream_down;
 mod wire;

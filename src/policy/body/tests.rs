@@ -15,6 +15,7 @@ fn ci() -> Role {
             bind_mounts: vec!["/srv/ci-cache".into()],
             ..ContainerLimits::restricted()
         },
+        own: Vec::new(),
     }
 }
 
@@ -477,6 +478,24 @@ fn build_query_and_form_bodies() {
         "remote",
     );
     assert_denied(build(&role, false, "cgroupparent=/", tar), "cgroupparent");
+    let remote_allowed = Role {
+        limits: ContainerLimits {
+            build_remote: true,
+            ..ci().limits
+        },
+        ..ci()
+    };
+    build(
+        &remote_allowed,
+        false,
+        "remote=https://example.org/ctx.tar",
+        tar,
+    )
+    .unwrap();
+    assert_denied(
+        build(&remote_allowed, false, "remote=x&networkmode=host", tar),
+        "networkmode",
+    );
     assert_denied(build(&role, false, "version=2", tar), "version");
     build(&role, true, "version=2", tar).unwrap();
     assert_refused(
