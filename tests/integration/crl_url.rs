@@ -387,3 +387,35 @@ fn another_cas_crl_at_a_pinned_url_is_refused() {
     assert_cli_works(&gate, &pki.bob);
     assert_cli_refused_again(&gate, &pki.mallory, "certificate revoked");
 }
+
+/// An upgrade from a build that named cache files with std's `DefaultHasher`, restarted
+/// without network: the cache file under the old name is taken over (renamed) and enforced.
+#[test]
+fn upgrade_without_network_finds_the_cache_under_its_legacy_name() {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let pki = pki();
+    let mut server = CrlServer::start(root_crl_der(1, &[SERIAL_MALLORY]));
+    let url = server.url("root.crl");
+    server.stop();
+    let cache = fresh_dir("crl-cache");
+    let mut hasher = DefaultHasher::new();
+    url.hash(&mut hasher);
+    let legacy = cache.join(format!("crl-{:016x}.crl", hasher.finish()));
+    std::fs::write(&legacy, root_crl_der(1, &[SERIAL_MALLORY])).unwrap();
+
+    let gate = url_gate(&url, &cache).start();
+    let line = gate.wait_for_log(&["CRL cache of", "renamed"], LOG_WAIT);
+    let adopted = cache_file(&cache);
+    assert!(
+        line.contains(&legacy.display().to_string())
+            && line.contains(&adopted.display().to_string()),
+        "{line}"
+    );
+    assert!(!legacy.exists() && adopted != legacy);
+    gate.wait_for_log(
+        &["CRL loaded:", &adopted.display().to_string(), "1 revoked"],
+        LOG_WAIT,
+    );
+    assert_cli_refused_again(&gate, &pki.mallory, "certificate revoked");
+    assert_cli_works(&gate, &pki.alice);
+}
