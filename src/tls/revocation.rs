@@ -28,11 +28,12 @@ use std::sync::Mutex;
 
 use rustls::pki_types::UnixTime;
 use webpki::{BorrowedCertRevocationList, Cert, CertRevocationList, VerifiedPath};
-use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+use x509_parser::extensions::{DistributionPointName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use super::cdp::{self, uri_names};
 use super::names::canonical_name;
 use super::RevocationPolicy;
 
@@ -195,36 +196,15 @@ impl Details {
                 distribution_uris: Some(Vec::new()),
             };
         };
-        let mut uris = None;
-        for ext in parsed.extensions() {
-            let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() else {
-                continue;
-            };
-            let found: &mut Vec<String> = uris.get_or_insert_with(Vec::new);
-            for point in points.iter() {
-                // As webpki: points for an indirect or reason-partitioned CRL never match.
-                if point.crl_issuer.is_some() || point.reasons.is_some() {
-                    continue;
-                }
-                if let Some(DistributionPointName::FullName(names)) = &point.distribution_point {
-                    found.extend(uri_names(names));
-                }
-            }
-        }
-        Details {
-            distribution_uris: uris,
-        }
+        // As webpki: points for an indirect or reason-partitioned CRL never match.
+        let distribution_uris = cdp::crl_uris(&parsed).map(|uris| {
+            uris.into_iter()
+                .filter(|uri| uri.complete)
+                .map(|uri| uri.uri)
+                .collect()
+        });
+        Details { distribution_uris }
     }
-}
-
-fn uri_names(names: &[GeneralName<'_>]) -> Vec<String> {
-    names
-        .iter()
-        .filter_map(|name| match name {
-            GeneralName::URI(uri) => Some(uri.to_string()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// One CRL as the index keeps it: no DER (unless its signature is still to be checked), only the
@@ -325,7 +305,7 @@ fn scope_of(parsed: &CertificateRevocationList<'_>) -> Option<Scope> {
             return None;
         };
         let uris = match &point.distribution_point {
-            Some(DistributionPointName::FullName(names)) => uri_names(names),
+            Some(DistributionPointName::FullName(names)) => uri_names(names).collect(),
             _ => Vec::new(),
         };
         Some(Scope {
