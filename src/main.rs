@@ -77,7 +77,7 @@ fn main() -> ExitCode {
 fn run() -> Result<(), Failure> {
     let flags = match cli::parse(std::env::args_os().skip(1).collect()).map_err(Failure::usage)? {
         Command::Help => {
-            print!("{}", cli::HELP);
+            print!("{}", cli::help());
             return Ok(());
         }
         Command::Version => {
