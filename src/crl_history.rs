@@ -322,11 +322,10 @@ fn parse_edition(entry: &Value) -> Option<(EditionKey, Edition)> {
 }
 
 /// The history is a record of facts accepted one at a time: a panic elsewhere cannot leave it
-/// half-updated in a way that opens the gate.
+/// half-updated in a way that opens the gate (a fact it misses is recorded again with the next
+/// accepted CRL). `locks`: recovered.
 pub fn lock(history: &Mutex<CrlHistory>) -> MutexGuard<'_, CrlHistory> {
-    history
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::locks::recover(history)
 }
 
 /// Write to a temporary file in the same directory, then rename over the target.

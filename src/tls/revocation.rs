@@ -346,10 +346,9 @@ impl Signature {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The data is a cache of verdicts: a panic elsewhere cannot leave it half-written.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    // `locks`: recovered. The data is a cache of verdicts: a panic elsewhere cannot leave it
+    // half-written.
+    crate::locks::recover(mutex)
 }
 
 fn verify_crl_signature(crl_der: &[u8], key_der: &[u8]) -> bool {
