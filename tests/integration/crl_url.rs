@@ -335,7 +335,16 @@ fn older_crl_is_refused_also_after_a_restart() {
         REFRESH_WITHIN,
     );
     assert!(line.contains("rollback"), "{line}");
-    thread::sleep(Duration::from_secs(2)); // a reload, if one were coming, would be done
+    // The next attempt is refused too: by then the first refused download, had it reached the
+    // cache, would have been reloaded (the watcher looks every second).
+    gate.logs_handle().wait_for_count(
+        &[
+            &format!("CRL download from {url} failed"),
+            "lower than number 4100",
+        ],
+        2,
+        REFRESH_WITHIN,
+    );
     assert_cli_refused_again(&gate, &pki.alice, "certificate revoked");
     assert!(
         gate.logs_handle()
@@ -383,7 +392,24 @@ fn another_cas_crl_at_a_pinned_url_is_refused() {
         line.contains("substitution") && line.contains("dockgate test root CA"),
         "{line}"
     );
-    thread::sleep(Duration::from_secs(2));
+    // The next attempt is refused too: by then the first one, had it reached the cache, would
+    // have been reloaded (the watcher looks every second).
+    gate.logs_handle().wait_for_count(
+        &[
+            "ERROR",
+            &format!("CRL download from {url} failed"),
+            "substitution",
+        ],
+        2,
+        REFRESH_WITHIN,
+    );
+    assert!(
+        gate.logs_handle()
+            .lines_with(&["TLS configuration reloaded"])
+            .is_empty(),
+        "{}",
+        gate.logs()
+    );
     assert_cli_works(&gate, &pki.bob);
     assert_cli_refused_again(&gate, &pki.mallory, "certificate revoked");
 }
