@@ -93,7 +93,7 @@ impl RevocationIndex {
         now: UnixTime,
     ) -> Result<(), webpki::Error> {
         let issuer_name = cert.issuer();
-        let issuer_canonical = canonical_name(&der_sequence(issuer_name));
+        let issuer_canonical = self.canonical_issuer(issuer_name);
         let same_issuer = || {
             self.crls
                 .iter()
@@ -139,6 +139,18 @@ impl RevocationIndex {
             }
         }
         Ok(())
+    }
+}
+
+impl RevocationIndex {
+    /// The canonical form of a certificate's issuer Name. When a CRL names the issuer with the
+    /// same bytes (the usual case), its canonical form, computed at load, is the answer: no
+    /// name is parsed during the handshake.
+    fn canonical_issuer(&self, issuer_name: &[u8]) -> Option<String> {
+        match self.crls.iter().find(|crl| crl.issuer == issuer_name) {
+            Some(crl) => crl.issuer_canonical.clone(),
+            None => canonical_name(&der_sequence(issuer_name)),
+        }
     }
 }
 
