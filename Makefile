@@ -98,6 +98,7 @@ test-windows: windows wine-prefix
 
 # Benchmarks side by side with dockerd's TLS port, nginx, HAProxy and stunnel (issue #4); not part
 # of `make test`. Root; installs what it lacks; writes docs/BENCHMARKS.md and bench/results.json.
+# `BENCH_ONLY=handshake make bench`: one scenario (about two minutes), reported in /tmp/dgb only.
 .PHONY: bench
 bench:
 	bash bench/run.sh

@@ -73,6 +73,9 @@ METRICS = [
     ("ping64_dockerd_us", "  ... dockerd CPU µs per request", "ping64", "dockerd_us_per_req", False, 1, " µs", "{:.1f}"),
     ("handshake_rps", "new connection per request (4 clients): handshakes/s", "handshake", "rate", True, 1, "", "{:,.0f}"),
     ("handshake_p99", "  ... p99 connect+handshake+ping", "handshake", "p99_us", False, 1, " µs", "{:,.0f}"),
+    ("handshake16_rps", "new connection per request (16 clients): handshakes/s", "handshake16", "rate", True, 1, "", "{:,.0f}"),
+    ("handshake16_p99", "  ... p99 connect+handshake+ping", "handshake16", "p99_us", False, 1, " µs", "{:,.0f}"),
+    ("handshake16_cpu", "  ... gate CPU µs per handshake", "handshake16", "gate_us_per_req", False, 1, " µs", "{:.1f}"),
     ("runi_s", "`echo hi \\| docker run -i --rm IMG cat`: wall time", "runi", "secs", False, 1, " s", "{:.2f}"),
     ("stream_down_mbs", "exec stdout 1 GiB (hijacked, to client): MB/s", "stream_down", "mb_s", True, 1, "", "{:,.0f}"),
     ("stream_down_cpu", "  ... gate CPU s per GiB", "stream_down", "gate_cpu_s_per_gib", False, 1, "", "{:.2f}"),
@@ -306,6 +309,10 @@ dg, ng, hp = (metric_median("handshake_rps", c) for c in ("dockgate", "nginx", "
 if dg and ng and hp:
     target("handshakes/s >= nginx and HAProxy", dg >= ng and dg >= hp,
            f"dockgate {dg:,.0f}, nginx {ng:,.0f}, haproxy {hp:,.0f}")
+dg, dt = metric_median("handshake16_rps", "dockgate"), metric_median("handshake16_rps", "dockerd-tls")
+if dg and dt:
+    target("handshakes/s at 16 clients >= 0.95x dockerd's own TLS port (issue #11)", dg >= 0.95 * dt,
+           f"dockgate {dg:,.0f}, dockerd-tls {dt:,.0f}: {dg / dt:.2f}x")
 dgc = {e["entries"]: e["handshakes_per_s"] for e in results["crl"] if e["contender"] == "dockgate" and "handshakes_per_s" in e}
 if dgc:
     lo, hi = min(dgc), max(dgc)
@@ -335,7 +342,7 @@ if rss:
     target(f"{s['idle_sessions']} idle hijacked sessions < 64 MiB RSS", rss / 1024 < 64, f"{rss / 1024:,.1f} MiB")
 results["targets"] = targets
 if targets:
-    P("## Targets of issue #4")
+    P("## Targets (issues #4 and #11)")
     P("")
     P("| target | met | measured |")
     P("|---|---|---|")
@@ -357,7 +364,7 @@ open(md_path, "w").write("\n".join(lines))
 
 # ---- short printed summary
 print("\n=== dockgate benchmark summary (medians; full table in docs/BENCHMARKS.md) ===")
-for key in ("ping1_rps", "ping64_rps", "ping64_p99", "handshake_rps", "runi_s", "stream_down_mbs", "stream_up_mbs",
+for key in ("ping1_rps", "ping64_rps", "ping64_p99", "handshake_rps", "handshake16_rps", "runi_s", "stream_down_mbs", "stream_up_mbs",
             "cp_down_mbs", "idle_attach_rss"):
     mm = results["metrics"].get(key)
     if not mm:

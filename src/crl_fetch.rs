@@ -12,7 +12,6 @@
 //! ureq is the HTTP client: blocking like the rest of the gate, small, and using the same
 //! rustls and ring. HTTPS servers are verified with webpki-roots, or with `--crl-url-ca`.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
@@ -25,9 +24,11 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use x509_parser::time::ASN1Time;
 
+use crate::config::CrlDownloads;
 use crate::crl_history::{self, CrlHistory};
 use crate::reload::Trigger;
 use crate::tls::load::{load_certs, parse_crls, CrlSummary, LoadError};
+use crate::tls::TlsFiles;
 
 /// Time allowed for one download, connection included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,6 +39,65 @@ const FIRST_RETRY: Duration = Duration::from_secs(30);
 /// Fetch this long before a CRL's nextUpdate, so that a fresh one is in place in time.
 const BEFORE_NEXT_UPDATE: Duration = Duration::from_secs(300);
 
+/// The CRL downloads of one run: the fetcher and its sources, each downloaded once already.
+pub struct Downloads {
+    fetcher: Fetcher,
+    sources: Vec<CrlSource>,
+}
+
+impl Downloads {
+    /// Resolves the URLs (`--crl-url`, and `--crl-from-cdp` from the `client_ca` bundle),
+    /// takes over cache files under their legacy names, downloads each CRL once (a failure
+    /// falls back to the cache) and adds the cache files to the CRL inputs in `files`.
+    pub fn start(
+        client_ca: &Path,
+        downloads: &CrlDownloads,
+        files: &mut TlsFiles,
+        history: &Arc<Mutex<CrlHistory>>,
+    ) -> Result<Downloads, String> {
+        let mut urls = downloads.urls.clone();
+        if downloads.from_cdp {
+            let ca_bundle = load_certs("--tlscacert", client_ca).map_err(|e| e.to_string())?;
+            let points = crate::tls::load::distribution_points(&ca_bundle);
+            if points.is_empty() {
+                warn!("--crl-from-cdp: the --tlscacert certificates name no http(s) CRL Distribution Point");
+            }
+            for url in points {
+                if !urls.contains(&url) {
+                    info!("--crl-from-cdp: {url}");
+                    urls.push(url);
+                }
+            }
+        }
+        std::fs::create_dir_all(&downloads.cache_dir)
+            .map_err(|e| format!("--crl-cache {}: {e}", downloads.cache_dir.display()))?;
+        let sources: Vec<_> = urls
+            .iter()
+            .map(|url| CrlSource::new(url, &downloads.cache_dir))
+            .collect();
+        for source in &sources {
+            source.adopt_legacy_cache(history);
+        }
+        files
+            .fetched_crls
+            .extend(sources.iter().map(|s| s.cache_file.clone()));
+        let fetcher = Fetcher::new(
+            client_ca.to_path_buf(),
+            downloads.server_ca.as_deref(),
+            downloads.refresh,
+            history.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        fetcher.fetch_all(&sources);
+        Ok(Downloads { fetcher, sources })
+    }
+
+    /// Keeps the CRLs fresh for as long as the process runs; `reload` hears of every change.
+    pub fn spawn(self, reload: Sender<Trigger>) {
+        self.fetcher.spawn(self.sources, reload);
+    }
+}
+
 /// One URL and the cache file its CRL is kept in.
 #[derive(Clone, Debug)]
 pub struct CrlSource {
@@ -46,12 +106,54 @@ pub struct CrlSource {
 }
 
 impl CrlSource {
+    /// The cache file is named by the SHA-256 of the URL: the same name from every build.
     pub fn new(url: &str, cache_dir: &Path) -> CrlSource {
-        let mut hasher = DefaultHasher::new();
-        url.hash(&mut hasher);
+        let digest = ring::digest::digest(&ring::digest::SHA256, url.as_bytes());
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         CrlSource {
             url: url.to_string(),
-            cache_file: cache_dir.join(format!("crl-{:016x}.crl", hasher.finish())),
+            cache_file: cache_dir.join(format!("crl-{hex}.crl")),
+        }
+    }
+
+    /// The name earlier builds gave the cache file: std's `DefaultHasher`, whose
+    /// output std does not promise across Rust releases (hence the move to SHA-256). Only
+    /// looked for at start, to take over a cache written by such a release.
+    fn legacy_cache_file(&self) -> PathBuf {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut hasher = DefaultHasher::new();
+        self.url.hash(&mut hasher);
+        let dir = self.cache_file.parent().unwrap_or(Path::new(""));
+        dir.join(format!("crl-{:016x}.crl", hasher.finish()))
+    }
+
+    /// Renames a cache file left under its legacy name, when there is no file under the new
+    /// one, so that an upgrade without network still starts from its cached CRL; the CRL
+    /// history follows the file (it names a source by its cache file).
+    fn adopt_legacy_cache(&self, history: &Mutex<CrlHistory>) {
+        let legacy = self.legacy_cache_file();
+        if self.cache_file.exists() || !legacy.exists() {
+            return;
+        }
+        match std::fs::rename(&legacy, &self.cache_file) {
+            Ok(()) => {
+                info!(
+                    "CRL cache of {}: renamed {} to {}",
+                    self.url,
+                    legacy.display(),
+                    self.cache_file.display()
+                );
+                crl_history::lock(history).rename_source(
+                    &legacy.display().to_string(),
+                    &self.cache_file.display().to_string(),
+                );
+            }
+            Err(e) => warn!(
+                "CRL cache of {}: cannot rename {} to {}: {e}; it is not used",
+                self.url,
+                legacy.display(),
+                self.cache_file.display()
+            ),
         }
     }
 }
@@ -93,7 +195,7 @@ pub struct Fetcher {
 
 impl Fetcher {
     /// `server_ca`: trust these roots for HTTPS instead of webpki-roots (`--crl-url-ca`).
-    pub fn new(
+    fn new(
         client_ca: PathBuf,
         server_ca: Option<&Path>,
         refresh: Duration,
@@ -135,7 +237,7 @@ impl Fetcher {
 
     /// Downloads every source once, at start. Failures are logged: the cached copy, if any,
     /// is used instead.
-    pub fn fetch_all(&self, sources: &[CrlSource]) {
+    fn fetch_all(&self, sources: &[CrlSource]) {
         for source in sources {
             if let Err(e) = self.fetch(source) {
                 self.log_failure(source, &e);
@@ -145,7 +247,7 @@ impl Fetcher {
 
     /// Refreshes the sources for as long as the process runs; tells the watcher after each
     /// download that changed a cache file.
-    pub fn spawn(self, sources: Vec<CrlSource>, reload: Sender<Trigger>) {
+    fn spawn(self, sources: Vec<CrlSource>, reload: Sender<Trigger>) {
         let fetcher = Arc::new(self);
         for source in sources {
             let fetcher = fetcher.clone();
@@ -318,4 +420,44 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&temp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_file_is_named_by_the_sha256_of_the_url() {
+        let source = CrlSource::new("http://ca.example/root.crl", Path::new("/cache"));
+        // sha256("http://ca.example/root.crl"), computed independently (Python's hashlib).
+        assert_eq!(
+            source.cache_file,
+            Path::new(
+                "/cache/crl-d2c5321baca33fc0d94c4e3c2358e10256cf51e1d6d36eb4cb39b83cb47bebda.crl"
+            )
+        );
+    }
+
+    #[test]
+    fn a_cache_file_under_its_legacy_name_is_taken_over() {
+        let dir = std::env::temp_dir().join(format!("dockgate-legacy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let history = Mutex::new(CrlHistory::default());
+        let source = CrlSource::new("http://ca.example/root.crl", &dir);
+        let legacy = source.legacy_cache_file();
+        assert_ne!(legacy, source.cache_file);
+
+        std::fs::write(&legacy, b"old cache").unwrap();
+        source.adopt_legacy_cache(&history);
+        assert_eq!(std::fs::read(&source.cache_file).unwrap(), b"old cache");
+        assert!(!legacy.exists());
+
+        // A file under the new name wins: the legacy one is left alone.
+        std::fs::write(&legacy, b"stale").unwrap();
+        source.adopt_legacy_cache(&history);
+        assert_eq!(std::fs::read(&source.cache_file).unwrap(), b"old cache");
+        assert_eq!(std::fs::read(&legacy).unwrap(), b"stale");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

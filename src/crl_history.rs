@@ -171,6 +171,31 @@ impl CrlHistory {
         }
     }
 
+    /// A source now goes by another name (its cache file was renamed): its editions follow it.
+    pub fn rename_source(&mut self, old: &str, new: &str) {
+        let moved: Vec<EditionKey> = self
+            .newest
+            .keys()
+            .filter(|key| key.source == old)
+            .cloned()
+            .collect();
+        if moved.is_empty() {
+            return;
+        }
+        for key in moved {
+            let edition = self.newest.remove(&key).expect("the key was just listed");
+            let renamed = EditionKey {
+                source: new.to_string(),
+                ..key
+            };
+            self.newest.insert(renamed, edition);
+        }
+        if let Some(pins) = self.pins.remove(old) {
+            self.pins.insert(new.to_string(), pins);
+        }
+        self.save();
+    }
+
     fn save(&self) {
         let Some(store) = &self.store else {
             return;
@@ -297,11 +322,10 @@ fn parse_edition(entry: &Value) -> Option<(EditionKey, Edition)> {
 }
 
 /// The history is a record of facts accepted one at a time: a panic elsewhere cannot leave it
-/// half-updated in a way that opens the gate.
+/// half-updated in a way that opens the gate (a fact it misses is recorded again with the next
+/// accepted CRL). `locks`: recovered.
 pub fn lock(history: &Mutex<CrlHistory>) -> MutexGuard<'_, CrlHistory> {
-    history
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::locks::recover(history)
 }
 
 /// Write to a temporary file in the same directory, then rename over the target.
@@ -403,6 +427,30 @@ mod tests {
             .is_ok());
         std::fs::write(dir.join(HISTORY_FILE), "{").unwrap();
         assert!(CrlHistory::open(Some(&dir)).is_err(), "fails closed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_renamed_source_keeps_its_editions_across_a_restart() {
+        let dir = std::env::temp_dir().join(format!("dockgate-rename-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_file(dir.join(HISTORY_FILE));
+        let mut history = CrlHistory::open(Some(&dir)).unwrap();
+        history.record(&[crl("old.crl", "root", 1, 4100, 1000)]);
+        history.rename_source("old.crl", "new.crl");
+        let older_under_new_name = [crl("new.crl", "root", 1, 4096, 2000)];
+        assert!(history.check(&older_under_new_name).is_err(), "in memory");
+        assert!(
+            history
+                .check(&[crl("new.crl", "other", 1, 4200, 2000)])
+                .is_err(),
+            "the pin follows the source"
+        );
+        let reopened = CrlHistory::open(Some(&dir)).unwrap();
+        assert!(reopened.check(&older_under_new_name).is_err(), "on disk");
+        assert!(reopened
+            .check(&[crl("old.crl", "root", 1, 4096, 2000)])
+            .is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -11,11 +11,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use log::warn;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::audit::Client;
 use crate::http::write_error;
 use crate::metrics;
+use crate::tls::identity::CertFacts;
 use crate::tls::stream::{TlsControl, TlsReader, TlsWriter};
 
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -100,11 +100,12 @@ impl Drop for Admission<'_> {
 
 /// One client, for counting: its certificate's issuer and subject (the same subject from two
 /// CAs is two clients). The DER itself if it does not parse, which cannot happen after a
-/// successful handshake.
+/// successful handshake. The names come from the certificate cache (`tls::identity`): no
+/// parse per connection.
 fn client_key(leaf: &[u8]) -> String {
-    match X509Certificate::from_der(leaf) {
-        Ok((_, cert)) => format!("{}\n{}", cert.issuer(), cert.subject()),
-        Err(_) => leaf.iter().map(|b| format!("{b:02x}")).collect(),
+    match CertFacts::of(leaf) {
+        Some(facts) => format!("{}\n{}", facts.issuer, facts.identity.subject),
+        None => leaf.iter().map(|b| format!("{b:02x}")).collect(),
     }
 }
 

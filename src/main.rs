@@ -22,6 +22,7 @@ mod gate;
 mod handshakers;
 mod http;
 mod limits;
+mod locks;
 mod logging;
 mod metrics;
 mod net;
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
 fn run() -> Result<(), Failure> {
     let flags = match cli::parse(std::env::args_os().skip(1).collect()).map_err(Failure::usage)? {
         Command::Help => {
-            print!("{}", cli::HELP);
+            print!("{}", cli::help());
             return Ok(());
         }
         Command::Version => {
@@ -102,8 +103,11 @@ fn run() -> Result<(), Failure> {
     let downloads = config
         .downloads
         .as_ref()
-        .map(|downloads| prepare_downloads(&config, downloads, &mut files, &history))
-        .transpose()?;
+        .map(|downloads| {
+            crl_fetch::Downloads::start(&config.tls.client_ca, downloads, &mut files, &history)
+        })
+        .transpose()
+        .map_err(Failure::usage)?;
 
     // Read once: the watcher compares later changes with exactly the bytes built here.
     let inputs = reload::Inputs::read(&files).map_err(Failure::usage)?;
@@ -160,8 +164,8 @@ fn run() -> Result<(), Failure> {
             code: 1,
             message: format!("cannot start the certificate expiry thread: {e}"),
         })?;
-    if let Some((fetcher, sources)) = downloads {
-        fetcher.spawn(sources, reload);
+    if let Some(downloads) = downloads {
+        downloads.spawn(reload);
     }
     if let Some(listener) = metrics_listener {
         metrics::spawn(gate.clone(), listener);
@@ -190,53 +194,6 @@ fn open_crl_history(config: &Config) -> Result<crl_history::CrlHistory, Failure>
             .map_err(|e| Failure::usage(format!("--crl-cache {}: {e}", dir.display())))?;
     }
     crl_history::CrlHistory::open(dir).map_err(|e| Failure::usage(format!("--crl-cache {e}")))
-}
-
-/// Resolves the CRL URLs, downloads each once (falling back to the cache) and adds the cache
-/// files to the CRL inputs.
-fn prepare_downloads(
-    config: &Config,
-    downloads: &config::CrlDownloads,
-    files: &mut tls::TlsFiles,
-    history: &Arc<Mutex<crl_history::CrlHistory>>,
-) -> Result<(crl_fetch::Fetcher, Vec<crl_fetch::CrlSource>), Failure> {
-    let mut urls = downloads.urls.clone();
-    if downloads.from_cdp {
-        let ca_bundle = tls::load::load_certs("--tlscacert", &config.tls.client_ca)
-            .map_err(|e| Failure::usage(e.to_string()))?;
-        let points = tls::load::distribution_points(&ca_bundle);
-        if points.is_empty() {
-            warn!("--crl-from-cdp: the --tlscacert certificates name no http(s) CRL Distribution Point");
-        }
-        for url in points {
-            if !urls.contains(&url) {
-                info!("--crl-from-cdp: {url}");
-                urls.push(url);
-            }
-        }
-    }
-    std::fs::create_dir_all(&downloads.cache_dir).map_err(|e| {
-        Failure::usage(format!(
-            "--crl-cache {}: {e}",
-            downloads.cache_dir.display()
-        ))
-    })?;
-    let sources: Vec<_> = urls
-        .iter()
-        .map(|url| crl_fetch::CrlSource::new(url, &downloads.cache_dir))
-        .collect();
-    files
-        .fetched_crls
-        .extend(sources.iter().map(|s| s.cache_file.clone()));
-    let fetcher = crl_fetch::Fetcher::new(
-        config.tls.client_ca.clone(),
-        downloads.server_ca.as_deref(),
-        downloads.refresh,
-        history.clone(),
-    )
-    .map_err(|e| Failure::usage(e.to_string()))?;
-    fetcher.fetch_all(&sources);
-    Ok((fetcher, sources))
 }
 
 fn log_startup(config: &Config, tls: &tls::LoadedTls) {

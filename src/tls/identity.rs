@@ -5,7 +5,9 @@
 //! otherwise read as structure), so that a CN holding `alice, O=Ops` (written `CN=alice\\, O=Ops`)
 //! cannot pass for two RDNs.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use x509_parser::der_parser::asn1_rs::{Any, Tag};
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
@@ -21,15 +23,53 @@ pub struct PeerIdentity {
 }
 
 impl PeerIdentity {
-    /// Parses the identity out of a DER certificate; `None` when it is not valid X.509.
+    /// The identity of a DER certificate; `None` when it is not valid X.509.
     pub fn from_der(der: &[u8]) -> Option<Self> {
-        let (_, cert) = X509Certificate::from_der(der).ok()?;
-        Some(PeerIdentity {
-            subject: rfc4514(cert.subject()),
-            serial: serial_hex(cert.raw_serial()),
-        })
+        CertFacts::of(der).map(|facts| facts.identity.clone())
     }
 }
+
+/// What the gate needs to know of a client certificate beyond its verification.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CertFacts {
+    pub identity: PeerIdentity,
+    /// The issuer distinguished name per RFC 4514.
+    pub issuer: String,
+}
+
+impl CertFacts {
+    /// The facts of a DER certificate; `None` when it is not valid X.509. Clients connect
+    /// again and again with the same certificate, so the answer is remembered (`KNOWN`) rather
+    /// than parsed at every handshake.
+    pub fn of(der: &[u8]) -> Option<Arc<CertFacts>> {
+        if let Some(known) = crate::locks::recover(&KNOWN).get(der) {
+            return Some(known.clone());
+        }
+        let (_, cert) = X509Certificate::from_der(der).ok()?;
+        let facts = Arc::new(CertFacts {
+            identity: PeerIdentity {
+                subject: rfc4514(cert.subject()),
+                serial: serial_hex(cert.raw_serial()),
+            },
+            issuer: rfc4514(cert.issuer()),
+        });
+        let mut known = crate::locks::recover(&KNOWN);
+        if known.len() >= KNOWN_MAX {
+            // Many distinct certificates (or someone sending new ones): start over rather
+            // than grow; the cost is one parse per handshake, as without the cache.
+            known.clear();
+        }
+        known.insert(der.into(), facts.clone());
+        Some(facts)
+    }
+}
+
+/// The facts of recently seen certificates, by DER. `locks`: recovered (a map from a
+/// certificate to what it says cannot be torn by a panic elsewhere).
+static KNOWN: LazyLock<Mutex<FactsByDer>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+type FactsByDer = HashMap<Box<[u8]>, Arc<CertFacts>>;
+/// At most this many certificates are remembered (a few hundred KiB).
+const KNOWN_MAX: usize = 256;
 
 /// The RFC 4514 string of a distinguished name.
 pub fn rfc4514(name: &X509Name<'_>) -> String {
@@ -135,7 +175,11 @@ pub fn serial_hex(raw: &[u8]) -> String {
         Some(first) => &raw[first..],
         None => return "0".to_string(),
     };
-    significant.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(significant.len() * 2);
+    for byte in significant {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
 }
 
 #[cfg(test)]
@@ -176,6 +220,26 @@ mod tests {
             subject_of(&[(rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]), "42")]),
             "2.5.4.5=#0c023432"
         );
+    }
+
+    #[test]
+    fn identities_are_remembered_by_certificate_but_not_without_bound() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert_with_serial = |serial: u64| {
+            let mut params = rcgen::CertificateParams::new(vec!["x".into()]).unwrap();
+            params.serial_number = Some(serial.into());
+            params.self_signed(&key).unwrap().der().to_vec()
+        };
+        let first = cert_with_serial(1);
+        let parsed = PeerIdentity::from_der(&first).unwrap();
+        assert_eq!(PeerIdentity::from_der(&first).unwrap(), parsed);
+        assert!(crate::locks::recover(&KNOWN).contains_key(first.as_slice()));
+        for serial in 2..(KNOWN_MAX as u64 + 50) {
+            let identity = PeerIdentity::from_der(&cert_with_serial(serial)).unwrap();
+            assert_eq!(identity.serial, serial_hex(&serial.to_be_bytes()));
+            assert!(crate::locks::recover(&KNOWN).len() <= KNOWN_MAX);
+        }
+        assert_eq!(PeerIdentity::from_der(b"not a certificate"), None);
     }
 
     #[test]

@@ -324,29 +324,15 @@ fn load_one_crl(
 
 /// The http(s) CRL Distribution Points named in CA certificates (`--crl-from-cdp`).
 pub fn distribution_points(certs: &[CertificateDer<'_>]) -> Vec<String> {
-    use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
-    let mut urls = Vec::new();
+    let mut urls: Vec<String> = Vec::new();
     for der in certs {
         let Ok((_, cert)) = X509Certificate::from_der(der) else {
             continue;
         };
-        for ext in cert.extensions() {
-            let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() else {
-                continue;
-            };
-            for point in points.iter() {
-                let Some(DistributionPointName::FullName(names)) = &point.distribution_point else {
-                    continue;
-                };
-                for name in names {
-                    if let GeneralName::URI(uri) = name {
-                        if (uri.starts_with("http://") || uri.starts_with("https://"))
-                            && !urls.iter().any(|u| u == uri)
-                        {
-                            urls.push(uri.to_string());
-                        }
-                    }
-                }
+        for point in super::cdp::crl_uris(&cert).unwrap_or_default() {
+            let http = point.uri.starts_with("http://") || point.uri.starts_with("https://");
+            if http && !urls.contains(&point.uri) {
+                urls.push(point.uri);
             }
         }
     }

@@ -10,6 +10,7 @@
 //! - `stream`: one TLS connection shared by the two copy threads.
 
 pub mod anchors;
+pub mod cdp;
 pub mod identity;
 pub mod load;
 pub mod names;

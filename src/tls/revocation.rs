@@ -28,11 +28,12 @@ use std::sync::Mutex;
 
 use rustls::pki_types::UnixTime;
 use webpki::{BorrowedCertRevocationList, Cert, CertRevocationList, VerifiedPath};
-use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+use x509_parser::extensions::{DistributionPointName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use super::cdp::{self, uri_names};
 use super::names::canonical_name;
 use super::RevocationPolicy;
 
@@ -92,7 +93,7 @@ impl RevocationIndex {
         now: UnixTime,
     ) -> Result<(), webpki::Error> {
         let issuer_name = cert.issuer();
-        let issuer_canonical = canonical_name(&der_sequence(issuer_name));
+        let issuer_canonical = self.canonical_issuer(issuer_name);
         let same_issuer = || {
             self.crls
                 .iter()
@@ -138,6 +139,18 @@ impl RevocationIndex {
             }
         }
         Ok(())
+    }
+}
+
+impl RevocationIndex {
+    /// The canonical form of a certificate's issuer Name. When a CRL names the issuer with the
+    /// same bytes (the usual case), its canonical form, computed at load, is the answer: no
+    /// name is parsed during the handshake.
+    fn canonical_issuer(&self, issuer_name: &[u8]) -> Option<String> {
+        match self.crls.iter().find(|crl| crl.issuer == issuer_name) {
+            Some(crl) => crl.issuer_canonical.clone(),
+            None => canonical_name(&der_sequence(issuer_name)),
+        }
     }
 }
 
@@ -195,36 +208,15 @@ impl Details {
                 distribution_uris: Some(Vec::new()),
             };
         };
-        let mut uris = None;
-        for ext in parsed.extensions() {
-            let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() else {
-                continue;
-            };
-            let found: &mut Vec<String> = uris.get_or_insert_with(Vec::new);
-            for point in points.iter() {
-                // As webpki: points for an indirect or reason-partitioned CRL never match.
-                if point.crl_issuer.is_some() || point.reasons.is_some() {
-                    continue;
-                }
-                if let Some(DistributionPointName::FullName(names)) = &point.distribution_point {
-                    found.extend(uri_names(names));
-                }
-            }
-        }
-        Details {
-            distribution_uris: uris,
-        }
+        // As webpki: points for an indirect or reason-partitioned CRL never match.
+        let distribution_uris = cdp::crl_uris(&parsed).map(|uris| {
+            uris.into_iter()
+                .filter(|uri| uri.complete)
+                .map(|uri| uri.uri)
+                .collect()
+        });
+        Details { distribution_uris }
     }
-}
-
-fn uri_names(names: &[GeneralName<'_>]) -> Vec<String> {
-    names
-        .iter()
-        .filter_map(|name| match name {
-            GeneralName::URI(uri) => Some(uri.to_string()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// One CRL as the index keeps it: no DER (unless its signature is still to be checked), only the
@@ -325,7 +317,7 @@ fn scope_of(parsed: &CertificateRevocationList<'_>) -> Option<Scope> {
             return None;
         };
         let uris = match &point.distribution_point {
-            Some(DistributionPointName::FullName(names)) => uri_names(names),
+            Some(DistributionPointName::FullName(names)) => uri_names(names).collect(),
             _ => Vec::new(),
         };
         Some(Scope {
@@ -366,10 +358,9 @@ impl Signature {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The data is a cache of verdicts: a panic elsewhere cannot leave it half-written.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    // `locks`: recovered. The data is a cache of verdicts: a panic elsewhere cannot leave it
+    // half-written.
+    crate::locks::recover(mutex)
 }
 
 fn verify_crl_signature(crl_der: &[u8], key_der: &[u8]) -> bool {

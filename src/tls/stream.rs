@@ -48,8 +48,8 @@ struct Shared {
 
 impl Shared {
     fn conn(&self) -> MutexGuard<'_, ServerConnection> {
-        // A panic while holding the lock leaves rustls in an unknown state; stopping the
-        // connection thread is the right answer, and the poison error does exactly that.
+        // `locks`, data of one connection: a panic while holding the lock leaves rustls in an
+        // unknown state; ending this connection's thread (and so the connection) is the answer.
         self.conn.lock().expect("TLS connection lock poisoned")
     }
 }
@@ -332,6 +332,7 @@ impl TlsWriter {
     /// sending; the reading half keeps working.
     pub fn shutdown_write(&mut self) -> io::Result<()> {
         let shared = self.shared.clone();
+        // `locks`, data of one connection: poisoned, it ends this connection.
         let socket = shared.writer.lock().expect("TLS writer lock poisoned");
         self.encrypt(&[], true)?;
         self.send_ciphertext(&socket)?;
@@ -352,6 +353,7 @@ impl Write for TlsWriter {
             return Ok(0);
         }
         let shared = self.shared.clone();
+        // `locks`, data of one connection: poisoned, it ends this connection.
         let socket = shared.writer.lock().expect("TLS writer lock poisoned");
         let taken = self.encrypt(plaintext, false)?;
         self.send_ciphertext(&socket)?;

@@ -335,7 +335,16 @@ fn older_crl_is_refused_also_after_a_restart() {
         REFRESH_WITHIN,
     );
     assert!(line.contains("rollback"), "{line}");
-    thread::sleep(Duration::from_secs(2)); // a reload, if one were coming, would be done
+    // The next attempt is refused too: by then the first refused download, had it reached the
+    // cache, would have been reloaded (the watcher looks every second).
+    gate.logs_handle().wait_for_count(
+        &[
+            &format!("CRL download from {url} failed"),
+            "lower than number 4100",
+        ],
+        2,
+        REFRESH_WITHIN,
+    );
     assert_cli_refused_again(&gate, &pki.alice, "certificate revoked");
     assert!(
         gate.logs_handle()
@@ -383,7 +392,56 @@ fn another_cas_crl_at_a_pinned_url_is_refused() {
         line.contains("substitution") && line.contains("dockgate test root CA"),
         "{line}"
     );
-    thread::sleep(Duration::from_secs(2));
+    // The next attempt is refused too: by then the first one, had it reached the cache, would
+    // have been reloaded (the watcher looks every second).
+    gate.logs_handle().wait_for_count(
+        &[
+            "ERROR",
+            &format!("CRL download from {url} failed"),
+            "substitution",
+        ],
+        2,
+        REFRESH_WITHIN,
+    );
+    assert!(
+        gate.logs_handle()
+            .lines_with(&["TLS configuration reloaded"])
+            .is_empty(),
+        "{}",
+        gate.logs()
+    );
     assert_cli_works(&gate, &pki.bob);
     assert_cli_refused_again(&gate, &pki.mallory, "certificate revoked");
+}
+
+/// An upgrade from a build that named cache files with std's `DefaultHasher`, restarted
+/// without network: the cache file under the old name is taken over (renamed) and enforced.
+#[test]
+fn upgrade_without_network_finds_the_cache_under_its_legacy_name() {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let pki = pki();
+    let mut server = CrlServer::start(root_crl_der(1, &[SERIAL_MALLORY]));
+    let url = server.url("root.crl");
+    server.stop();
+    let cache = fresh_dir("crl-cache");
+    let mut hasher = DefaultHasher::new();
+    url.hash(&mut hasher);
+    let legacy = cache.join(format!("crl-{:016x}.crl", hasher.finish()));
+    std::fs::write(&legacy, root_crl_der(1, &[SERIAL_MALLORY])).unwrap();
+
+    let gate = url_gate(&url, &cache).start();
+    let line = gate.wait_for_log(&["CRL cache of", "renamed"], LOG_WAIT);
+    let adopted = cache_file(&cache);
+    assert!(
+        line.contains(&legacy.display().to_string())
+            && line.contains(&adopted.display().to_string()),
+        "{line}"
+    );
+    assert!(!legacy.exists() && adopted != legacy);
+    gate.wait_for_log(
+        &["CRL loaded:", &adopted.display().to_string(), "1 revoked"],
+        LOG_WAIT,
+    );
+    assert_cli_refused_again(&gate, &pki.mallory, "certificate revoked");
+    assert_cli_works(&gate, &pki.alice);
 }
