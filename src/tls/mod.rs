@@ -211,8 +211,28 @@ pub struct LoadedTls {
 
 /// Always the ring provider, passed explicitly: if two providers end up compiled in,
 /// rustls' implicit `builder()` panics.
+///
+/// AES-128-GCM suites come first, and the server's order wins (`ignore_client_order`): the
+/// docker CLI (Go) and rustls clients list AES-256-GCM first, whose SHA-384 has no hardware path,
+/// while dockerd's own TLS port (Go's server) picks AES-128-GCM. Both are strong; choosing the
+/// same suite as dockerd keeps the gate's handshakes and streams as cheap as Docker's own.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    // A stable sort: among themselves the suites keep ring's order (TLS 1.3 ones first).
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| !is_aes_128_gcm(suite.suite()));
+    Arc::new(provider)
+}
+
+fn is_aes_128_gcm(suite: rustls::CipherSuite) -> bool {
+    use rustls::CipherSuite::*;
+    matches!(
+        suite,
+        TLS13_AES_128_GCM_SHA256
+            | TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            | TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    )
 }
 
 /// Builds the server configuration from the files' contents (`reload::Inputs` reads them).
@@ -285,6 +305,8 @@ pub fn build_from_contents(
     // its first handshake could keep resuming. No session cache, no tickets.
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
+    // The server's suite order (see `crypto_provider`).
+    config.ignore_client_order = true;
     // No ALPN: Docker clients speak HTTP/1.1, and hijacking (Upgrade) needs it.
     config.alpn_protocols.clear();
 

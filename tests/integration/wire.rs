@@ -42,6 +42,41 @@ fn resuming_client(
     Arc::new(config)
 }
 
+/// The gate picks AES-128-GCM, as dockerd's own TLS port does, although rustls clients (and the
+/// docker CLI) list AES-256-GCM first: its SHA-384 has no hardware path.
+#[test]
+fn the_gate_picks_aes_128_gcm_like_dockerd() {
+    let gate = GateBuilder::standard().start();
+    for (version, expected) in [
+        (
+            &rustls::version::TLS13,
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+        ),
+        (
+            &rustls::version::TLS12,
+            rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+    ] {
+        let config = resuming_client(&pki().alice, version);
+        assert_ne!(
+            config.crypto_provider().cipher_suites[0].suite(),
+            expected,
+            "the client must prefer another suite for this test to mean anything"
+        );
+        let server = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+        let conn = ClientConnection::new(config, server).unwrap();
+        let sock = TcpStream::connect(("127.0.0.1", gate.port)).unwrap();
+        let mut tls = StreamOwned::new(conn, sock);
+        tls.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut response = Vec::new();
+        let _ = tls.read_to_end(&mut response);
+        assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+        let suite = tls.conn.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(suite, expected, "{version:?}");
+    }
+}
+
 /// One `/_ping` on a new connection; returns how the handshake went.
 fn ping(port: u16, config: &Arc<ClientConfig>) -> HandshakeKind {
     let server = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
