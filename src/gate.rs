@@ -1,6 +1,7 @@
 //! The running gate's shared state: the current TLS configuration (replaced whole by a reload),
 //! the upstream, the registry of live connections, and the count of connections not yet
-//! authenticated (in total and per source address).
+//! authenticated (in total and per source address). Its locks are recovered when poisoned
+//! (see `locks`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -71,7 +72,11 @@ impl Gate {
 
     /// The configuration new handshakes use.
     pub fn tls(&self) -> Arc<TlsState> {
-        self.tls.read().expect("TLS state lock poisoned").clone()
+        // Recovered when poisoned: the state is one `Arc`, replaced whole (see `locks`).
+        self.tls
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Installs a new configuration for new connections; open ones keep theirs until the
@@ -79,14 +84,15 @@ impl Gate {
     pub fn replace_tls(&self, tls: LoadedTls) -> Arc<TlsState> {
         let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
         let state = Arc::new(TlsState { tls, generation });
-        *self.tls.write().expect("TLS state lock poisoned") = state.clone();
+        *self
+            .tls
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = state.clone();
         state
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
-        self.pending
-            .lock()
-            .expect("pending handshakes lock poisoned")
+        crate::locks::lock(&self.pending)
     }
 }
 

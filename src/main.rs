@@ -22,6 +22,7 @@ mod gate;
 mod handshakers;
 mod http;
 mod limits;
+mod locks;
 mod logging;
 mod metrics;
 mod net;

@@ -10,6 +10,25 @@
 //! a transfer is cut the caller still knows (and logs) how much went through.
 
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where a relay adds the payload bytes it has written: a plain count, or one another thread
+/// reads while the body still flows (the request side's upload, logged by the response side).
+pub trait Tally {
+    fn add(&mut self, n: u64);
+}
+
+impl Tally for u64 {
+    fn add(&mut self, n: u64) {
+        *self += n;
+    }
+}
+
+impl Tally for &AtomicU64 {
+    fn add(&mut self, n: u64) {
+        self.fetch_add(n, Ordering::Relaxed);
+    }
+}
 
 use super::inbound::Inbound;
 
@@ -61,7 +80,7 @@ pub fn relay_length<R: Read, W: Write + ?Sized>(
     src: &mut Inbound<R>,
     dst: &mut W,
     length: u64,
-    moved: &mut u64,
+    moved: &mut impl Tally,
 ) -> Result<(), RelayError> {
     let mut remaining = length;
     while remaining > 0 {
@@ -70,7 +89,7 @@ pub fn relay_length<R: Read, W: Write + ?Sized>(
             .map_err(RelayError::Sink)?;
         src.consume(n);
         remaining -= n as u64;
-        *moved += n as u64;
+        moved.add(n as u64);
     }
     Ok(())
 }
@@ -79,7 +98,7 @@ pub fn relay_length<R: Read, W: Write + ?Sized>(
 pub fn relay_until_eof<R: Read, W: Write + ?Sized>(
     src: &mut Inbound<R>,
     dst: &mut W,
-    moved: &mut u64,
+    moved: &mut impl Tally,
 ) -> Result<(), RelayError> {
     loop {
         let available = src.fill().map_err(RelayError::Source)?;
@@ -89,7 +108,7 @@ pub fn relay_until_eof<R: Read, W: Write + ?Sized>(
         let n = available.len();
         dst.write_all(available).map_err(RelayError::Sink)?;
         src.consume(n);
-        *moved += n as u64;
+        moved.add(n as u64);
     }
 }
 
@@ -98,7 +117,7 @@ pub fn relay_until_eof<R: Read, W: Write + ?Sized>(
 pub fn relay_chunked<R: Read, W: Write + ?Sized>(
     src: &mut Inbound<R>,
     dst: &mut W,
-    moved: &mut u64,
+    moved: &mut impl Tally,
 ) -> Result<(), RelayError> {
     let mut out = Vec::new();
     loop {
@@ -116,7 +135,7 @@ pub fn relay_chunked<R: Read, W: Write + ?Sized>(
             src.consume(n);
             dst.write_all(&out).map_err(RelayError::Sink)?;
             remaining -= n as u64;
-            *moved += n as u64;
+            moved.add(n as u64);
         }
         match src.read_line(MAX_LINE).map_err(RelayError::Source)? {
             Some(line) if line.is_empty() => {}
