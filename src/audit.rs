@@ -69,6 +69,8 @@ pub struct Exchange<'a> {
     pub bytes_out: u64,
     pub started: Instant,
     pub outcome: Outcome,
+    /// The client's role under `--policy` (`None`: no policy in force).
+    pub role: Option<&'a str>,
 }
 
 /// A long-running exchange has started (`status`: dockerd's, once its head is in).
@@ -97,6 +99,36 @@ pub fn session_start(client: &Client, method: &str, target: &LoggedTarget, statu
 
 pub fn session_end(e: &Exchange<'_>) {
     emit(Level::Info, "session end", &end_fields(e, false));
+}
+
+/// A request the policy denies (`enforced`: answered 403 or 400 and not forwarded) or, in
+/// `mode = "audit"`, would deny (forwarded).
+pub struct Denial<'a> {
+    pub client: &'a Client,
+    pub method: &'a str,
+    pub target: &'a LoggedTarget,
+    pub role: &'a str,
+    pub rule: &'a str,
+    pub field: Option<&'a str>,
+    pub message: &'a str,
+    pub enforced: bool,
+}
+
+pub fn request_denied(d: &Denial<'_>) {
+    crate::metrics::request_denied(d.role);
+    let mut fields = exchange_fields(d.client, d.method, d.target);
+    fields.push(("role", Value::from(d.role)));
+    fields.push(("rule", Value::from(d.rule)));
+    if let Some(field) = d.field {
+        fields.push(("field", Value::from(field)));
+    }
+    fields.push(("reason", Value::from(d.message)));
+    let event = if d.enforced {
+        "request denied"
+    } else {
+        "would deny"
+    };
+    emit(Level::Warn, event, &fields);
 }
 
 /// A request head the gate refused (it never reached Docker); the connection then closes.
@@ -184,6 +216,9 @@ fn end_fields<'a>(e: &'a Exchange<'a>, with_status: bool) -> Fields<'a> {
     fields.push(("bytes_out", Value::from(e.bytes_out)));
     fields.push(("duration_ms", Value::from(millis(e.started))));
     fields.push(("outcome", Value::from(e.outcome.as_str())));
+    if let Some(role) = e.role {
+        fields.push(("role", Value::from(role)));
+    }
     fields
 }
 

@@ -80,6 +80,13 @@ METRICS:
                           /healthz, in PLAIN HTTP without authentication: bind it to localhost or
                           a management network (e.g. 127.0.0.1:9323). Default: off.
 
+ACCESS POLICY:
+    --policy FILE         Decide every request by the client certificate's role (TOML; see
+                          README \"Access policy\" and dockgate policy check). Reloaded like the
+                          certificates (and on SIGHUP); a broken file keeps the previous policy.
+                          Default: none (every verified client has full access, said in a WARN
+                          line at start).
+
 LOGGING:
     --log-format FORMAT   text or json (one JSON object per line). Default: text.
                           The level comes from RUST_LOG (default: info).
@@ -122,6 +129,7 @@ pub struct Flags {
     pub max_connections_per_client: Option<usize>,
     pub shutdown_grace: Option<String>,
     pub metrics_listen: Option<String>,
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -181,6 +189,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
         shutdown_grace: args
             .opt_value_from_str("--shutdown-grace")
             .map_err(describe)?,
+        policy: args.opt_value_from_str("--policy").map_err(describe)?,
         metrics_listen: args
             .opt_value_from_str("--metrics-listen")
             .map_err(describe)?,
@@ -268,6 +277,7 @@ mod tests {
             "--max-connections-per-client",
             "--shutdown-grace",
             "--metrics-listen",
+            "--policy",
             "--help",
             "--version",
         ] {

@@ -27,6 +27,7 @@ use log::{debug, error};
 use rustls::pki_types::CertificateDer;
 
 use crate::audit::{self, Client};
+use crate::enforce::PolicyInForce;
 use crate::gate::{Gate, HandshakeSlot};
 use crate::http::inbound::Inbound;
 use crate::net;
@@ -75,7 +76,7 @@ pub fn serve(gate: &'static Gate, slot: HandshakeSlot, tcp: TcpStream, peer: Soc
     let spawned = thread::Builder::new()
         .name("dockgate-requests".into())
         .stack_size(SESSION_THREAD_STACK)
-        .spawn(move || session.run(&gate.upstream));
+        .spawn(move || session.run(&gate.upstream, &gate.policy));
     if let Err(e) = spawned {
         // The closure, and with it the connection and its registry entry, is dropped: the
         // client sees its connection close.
@@ -97,7 +98,7 @@ struct Session {
 }
 
 impl Session {
-    fn run(self, upstream: &dyn Dial) {
+    fn run(self, upstream: &dyn Dial, policy: &PolicyInForce) {
         let inbound = Inbound::new(self.reader, CLIENT_BUFFER);
         RequestSide::new(
             self.client,
@@ -106,6 +107,7 @@ impl Session {
             self.writer,
             self.control,
             upstream,
+            policy,
         )
         .run();
     }

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use crate::enforce::PolicyInForce;
 use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::tls::LoadedTls;
@@ -51,6 +52,8 @@ pub struct Gate {
     pub upstream: Upstream,
     pub connections: Registry,
     pub limits: Limits,
+    /// The access policy in force (`--policy`), if any.
+    pub policy: PolicyInForce,
 }
 
 impl Gate {
@@ -62,7 +65,13 @@ impl Gate {
             upstream,
             connections: Registry::default(),
             limits,
+            policy: PolicyInForce::none(),
         }
+    }
+
+    /// The gate with an access policy in force.
+    pub fn with_policy(self, policy: PolicyInForce) -> Gate {
+        Gate { policy, ..self }
     }
 
     /// Connections in their TLS handshake now.

@@ -28,6 +28,7 @@ use rustls::server::danger::ClientCertVerifier;
 use crate::api::{self, Endpoint};
 use crate::audit::{self, Client};
 use crate::locks;
+use crate::policy::CertIdentity;
 use crate::tls::stream::TlsControl;
 use crate::tls::verifier::refusal_reason;
 
@@ -59,6 +60,8 @@ pub struct LiveConn {
     expires: u64,
     /// Requests in flight, for a graceful shutdown (`shutdown::drain`).
     pub work: crate::shutdown::Work,
+    /// The names the access policy matches, parsed from the leaf on first use.
+    cert_identity: std::sync::OnceLock<CertIdentity>,
 }
 
 impl LiveConn {
@@ -71,6 +74,16 @@ impl LiveConn {
         verifier
             .verify_client_cert(leaf, intermediates, UnixTime::now())
             .map(|_| ())
+    }
+
+    /// The client certificate's names, as the access policy matches them.
+    pub fn cert_identity(&self) -> &CertIdentity {
+        self.cert_identity.get_or_init(|| {
+            self.chain
+                .first()
+                .and_then(|leaf| CertIdentity::from_der(leaf))
+                .unwrap_or_default()
+        })
     }
 
     /// Records what the connection is doing now.
@@ -110,6 +123,8 @@ pub enum Activity {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Doing {
     pub method: String,
+    /// The request target as sent (for a policy re-check).
+    pub target: String,
     /// The path as the audit log shows it (decoded, query redacted).
     pub path: String,
     /// The classified endpoint; `None` for a target the classifier refuses.
@@ -122,6 +137,7 @@ impl Doing {
     pub fn new(method: &str, target: &str, logged: &str) -> Doing {
         Doing {
             method: method.to_string(),
+            target: target.to_string(),
             path: logged.to_string(),
             endpoint: api::classify(method, target).ok().map(|r| r.endpoint),
             started: Instant::now(),
@@ -158,7 +174,6 @@ impl Registry {
     }
 
     /// Every connection open now (for the policy re-check after a reload).
-    #[allow(dead_code)]
     pub fn live(&self) -> Vec<Arc<LiveConn>> {
         self.lock().values().cloned().collect()
     }
@@ -180,6 +195,7 @@ impl Registry {
             cut: AtomicBool::new(false),
             expires,
             work: Default::default(),
+            cert_identity: std::sync::OnceLock::new(),
         });
         self.lock().insert(id, conn.clone());
         let wake = self.next_wake.load(Ordering::SeqCst);

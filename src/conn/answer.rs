@@ -8,9 +8,7 @@ use crate::audit::Outcome;
 use crate::http::head::{HeadError, MAX_HEAD};
 use crate::http::write_json_error;
 
-/// An answer the gate gives instead of Docker. (`Forbidden` and `PayloadTooLarge` come with
-/// the access policy.)
-#[allow(dead_code)]
+/// An answer the gate gives instead of Docker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LocalAnswer {
     /// Not HTTP, or framing the gate refuses to guess about: where this request ends is
@@ -18,7 +16,8 @@ pub enum LocalAnswer {
     BadRequest(String),
     /// A request head over `MAX_HEAD`: closes, like `BadRequest`.
     HeadTooLarge,
-    /// The policy denies the request. Its body has been consumed, so the connection goes on.
+    /// The policy denies the request (the whole message: `dockgate: access denied: ...`). Its
+    /// body has been consumed, so the connection goes on.
     Forbidden(String),
     /// A body the gate must inspect is larger than it reads: the rest of it is unread, so the
     /// connection closes.
@@ -56,7 +55,7 @@ impl LocalAnswer {
             LocalAnswer::HeadTooLarge => {
                 format!("dockgate: request head larger than {} KiB", MAX_HEAD / 1024)
             }
-            LocalAnswer::Forbidden(why) => format!("dockgate: access denied: {why}"),
+            LocalAnswer::Forbidden(message) => message.clone(),
             LocalAnswer::PayloadTooLarge(limit) => format!(
                 "dockgate: request body larger than {} KiB, the most the gate inspects",
                 limit / 1024
@@ -99,7 +98,9 @@ mod tests {
 
     #[test]
     fn a_denial_keeps_the_connection_and_every_other_answer_closes_it() {
-        let (head, body) = written(&LocalAnswer::Forbidden("CN=x (role r) may not y".into()));
+        let (head, body) = written(&LocalAnswer::Forbidden(
+            "dockgate: access denied: CN=x (role r) may not y".into(),
+        ));
         assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
         assert!(!head.contains("Connection: close"), "{head}");
         assert_eq!(

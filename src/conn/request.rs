@@ -22,10 +22,13 @@ use super::exchanges::Exchanges;
 use super::response::{Hijack, ResponseSide};
 use super::SESSION_THREAD_STACK;
 use crate::audit::{self, Client, Outcome};
+use crate::enforce::PolicyInForce;
 use crate::http::body::{self, RelayError};
 use crate::http::head::{self, RequestFraming, RequestHead};
 use crate::http::inbound::Inbound;
 use crate::http::target::LoggedTarget;
+use crate::policy::decide::{Outcome as PolicyOutcome, Request as PolicyRequest};
+use crate::policy::{Mode, Policy};
 use crate::registry::{Activity, Doing, LiveConn};
 use crate::relay;
 use crate::tls::stream::{TlsControl, TlsReader, TlsWriter};
@@ -65,6 +68,8 @@ pub struct Forwarded {
     pub upload: Arc<Upload>,
     /// A `request start` record was written when the request was forwarded.
     pub announced: bool,
+    /// The client's role under the access policy (`None`: no policy in force).
+    pub role: Option<String>,
 }
 
 /// How the request body of one exchange went, as the request side reports it.
@@ -110,6 +115,7 @@ impl Forwarded {
             bytes_out,
             started: self.started,
             outcome,
+            role: self.role.as_deref(),
         });
     }
 }
@@ -133,6 +139,7 @@ pub struct RequestSide<'a> {
     inbound: Inbound<TlsReader>,
     control: TlsControl,
     dial: &'a dyn Dial,
+    policy: &'a PolicyInForce,
     /// The writing half toward the client, until the response side starts and takes it.
     writer: Option<TlsWriter>,
     /// Once the response side runs: the queue, its verdicts and its thread.
@@ -158,6 +165,7 @@ impl<'a> RequestSide<'a> {
         writer: TlsWriter,
         control: TlsControl,
         dial: &'a dyn Dial,
+        policy: &'a PolicyInForce,
     ) -> RequestSide<'a> {
         RequestSide {
             client,
@@ -165,6 +173,7 @@ impl<'a> RequestSide<'a> {
             inbound,
             control,
             dial,
+            policy,
             writer: Some(writer),
             responses: None,
             upstream: None,
@@ -268,6 +277,8 @@ impl<'a> RequestSide<'a> {
         upload: Arc<Upload>,
     ) -> Option<RequestsEnd> {
         let started = Instant::now();
+        let policy = self.policy.current();
+        let sent_target = policy.as_ref().map(|_| request.target.clone());
         let target = LoggedTarget::new(std::mem::take(&mut request.target));
         self.live.set_activity(Activity::Request(Doing::new(
             &request.method,
@@ -280,7 +291,20 @@ impl<'a> RequestSide<'a> {
             started,
             upload: upload.clone(),
             announced: false,
+            role: None,
         };
+        let mut prepared = None;
+        if let (Some(policy), Some(sent_target)) = (&policy, &sent_target) {
+            match self.decide(policy, &request, sent_target, &mut forwarded) {
+                Decided::Forward(bytes) => prepared = Some(bytes),
+                Decided::Answer(answer) => {
+                    let closes = answer.closes();
+                    self.answer(answer, Some(forwarded));
+                    return closes.then_some(RequestsEnd::Refused);
+                }
+                Decided::Broken => return Some(RequestsEnd::Broken),
+            }
+        }
         if self.upstream.is_none() {
             if let Err(answer) = self.connect() {
                 self.answer(answer, Some(forwarded));
@@ -299,7 +323,11 @@ impl<'a> RequestSide<'a> {
         queue.forward(forwarded);
         self.undecided += 1;
         self.live.work.request_started();
-        if let Err(e) = self.forward_one(&request, &upload) {
+        let sent = match prepared {
+            Some(prepared) => self.forward_prepared(prepared, &request, &upload),
+            None => self.forward_one(&request, &upload),
+        };
+        if let Err(e) = sent {
             warn!("peer={}: request not forwarded: {e}", self.client.peer);
             return Some(RequestsEnd::Broken);
         }
@@ -410,8 +438,41 @@ impl<'a> RequestSide<'a> {
             .write_all(&self.inbound.buffered()[..request.len])
             .map_err(RelayError::Sink)?;
         self.inbound.consume(request.len);
+        self.relay_body(request.framing, upload)
+    }
+
+    /// Sends a request whose head (and body, when the policy needed it) the decision already
+    /// took out of the client's buffer: exactly the bytes as received.
+    fn forward_prepared(
+        &mut self,
+        prepared: Prepared,
+        request: &RequestHead,
+        upload: &Upload,
+    ) -> Result<(), RelayError> {
+        let Some(upstream) = self.upstream.as_mut() else {
+            return Err(RelayError::Sink(io::ErrorKind::NotConnected.into()));
+        };
+        upstream
+            .write_all(&prepared.head)
+            .map_err(RelayError::Sink)?;
+        match prepared.body {
+            Some((raw, payload)) => {
+                upstream.write_all(&raw).map_err(RelayError::Sink)?;
+                upload.bytes.fetch_add(payload, Ordering::Relaxed);
+                Ok(())
+            }
+            None => self.relay_body(request.framing, upload),
+        }
+    }
+
+    /// Relays the body of the request whose head was just sent, counting it in `upload` as it
+    /// goes (also when it is cut).
+    fn relay_body(&mut self, framing: RequestFraming, upload: &Upload) -> Result<(), RelayError> {
+        let Some(upstream) = self.upstream.as_mut() else {
+            return Err(RelayError::Sink(io::ErrorKind::NotConnected.into()));
+        };
         let mut sent = &upload.bytes;
-        let result = match request.framing {
+        let result = match framing {
             RequestFraming::None => Ok(()),
             RequestFraming::Length(n) => {
                 body::relay_length(&mut self.inbound, &mut **upstream, n, &mut sent)
@@ -428,6 +489,177 @@ impl<'a> RequestSide<'a> {
             upload.mark_client_aborted();
         }
         result
+    }
+
+    /// Decides one request under the policy before anything of it reaches Docker. Takes the
+    /// head (and, when the decision needs it, the whole body, at most `POLICY_BODY_LIMIT`) out
+    /// of the client's buffer, so that what is forwarded is exactly what was decided on.
+    fn decide(
+        &mut self,
+        policy: &Policy,
+        request: &RequestHead,
+        target: &str,
+        forwarded: &mut Forwarded,
+    ) -> Decided {
+        let live = self.live.clone();
+        let who = live.cert_identity();
+        let head = self.inbound.buffered()[..request.len].to_vec();
+        self.inbound.consume(request.len);
+        let mut body = None;
+        let mut decoded = Vec::new();
+        if request.framing != RequestFraming::None
+            && policy.needs_body(who, &forwarded.method, target)
+        {
+            match self.read_body(request.framing) {
+                Ok((raw, payload)) => {
+                    decoded = match request.framing {
+                        RequestFraming::Chunked => body::dechunk(&raw).unwrap_or_default(),
+                        _ => raw.clone(),
+                    };
+                    body = Some((raw, payload));
+                }
+                Err(BodyError::TooLarge) => {
+                    return Decided::Answer(LocalAnswer::PayloadTooLarge(POLICY_BODY_LIMIT))
+                }
+                Err(BodyError::Broken) => {
+                    forwarded.upload.mark_client_aborted();
+                    return Decided::Broken;
+                }
+            }
+        }
+        let headers = head::request_headers(&head);
+        let decision = policy.decide(
+            who,
+            &PolicyRequest {
+                method: &forwarded.method,
+                target,
+                headers: &headers,
+                body: &decoded,
+            },
+        );
+        forwarded.role = Some(decision.role.clone());
+        if !decision.allowed() {
+            let enforced = policy.mode == Mode::Enforce;
+            audit::request_denied(&audit::Denial {
+                client: &self.client,
+                method: &forwarded.method,
+                target: &forwarded.target,
+                role: &decision.role,
+                rule: &decision.rule,
+                field: decision.field.as_deref(),
+                message: &decision.message,
+                enforced,
+            });
+            if enforced {
+                let answer = match decision.outcome {
+                    PolicyOutcome::BadRequest => LocalAnswer::BadRequest(
+                        decision
+                            .message
+                            .strip_prefix("dockgate: bad request: ")
+                            .unwrap_or(&decision.message)
+                            .to_string(),
+                    ),
+                    _ => LocalAnswer::Forbidden(decision.message),
+                };
+                // A denial keeps the connection: the body it did not read is read and dropped.
+                if !answer.closes() && body.is_none() {
+                    let dropped = Upload::default();
+                    if self.discard_body(request.framing, &dropped).is_err() {
+                        forwarded.upload.mark_client_aborted();
+                        return Decided::Broken;
+                    }
+                }
+                return Decided::Answer(answer);
+            }
+        }
+        Decided::Forward(Prepared { head, body })
+    }
+
+    /// Reads a whole request body (as received, and its payload size) for the decision.
+    fn read_body(&mut self, framing: RequestFraming) -> Result<(Vec<u8>, u64), BodyError> {
+        match framing {
+            RequestFraming::None => Ok((Vec::new(), 0)),
+            RequestFraming::Length(n) if n > POLICY_BODY_LIMIT => Err(BodyError::TooLarge),
+            RequestFraming::Length(n) => {
+                let mut raw = Vec::with_capacity(n as usize);
+                body::relay_length(&mut self.inbound, &mut raw, n, &mut 0u64)
+                    .map_err(|_| BodyError::Broken)?;
+                Ok((raw, n))
+            }
+            RequestFraming::Chunked => {
+                let mut capped = Capped {
+                    out: Vec::new(),
+                    // The payload limit, with room for the framing of small chunks.
+                    cap: 2 * POLICY_BODY_LIMIT as usize + 64 * 1024,
+                };
+                let mut payload = 0u64;
+                match body::relay_chunked(&mut self.inbound, &mut capped, &mut payload) {
+                    Ok(()) if payload <= POLICY_BODY_LIMIT => Ok((capped.out, payload)),
+                    Ok(()) | Err(RelayError::Sink(_)) => Err(BodyError::TooLarge),
+                    Err(_) => Err(BodyError::Broken),
+                }
+            }
+        }
+    }
+
+    /// Reads and drops the body of a request that is answered without being forwarded.
+    fn discard_body(&mut self, framing: RequestFraming, tally: &Upload) -> Result<(), RelayError> {
+        let mut sink = io::sink();
+        let mut count = &tally.bytes;
+        match framing {
+            RequestFraming::None => Ok(()),
+            RequestFraming::Length(n) => {
+                body::relay_length(&mut self.inbound, &mut sink, n, &mut count)
+            }
+            RequestFraming::Chunked => {
+                body::relay_chunked(&mut self.inbound, &mut sink, &mut count)
+            }
+        }
+    }
+}
+
+/// The most of a request body the gate reads to decide on it: larger ones get 413 (dockerd's
+/// AuthZ plugins were bypassed by bodies over their limit, CVE-2026-34040).
+const POLICY_BODY_LIMIT: u64 = 1024 * 1024;
+
+/// What the policy made of a request.
+enum Decided {
+    /// Forward these bytes (head, and the body if it was read).
+    Forward(Prepared),
+    /// Answer locally instead.
+    Answer(LocalAnswer),
+    /// The client failed while its body was read.
+    Broken,
+}
+
+/// A request taken out of the client's buffer for its decision.
+struct Prepared {
+    head: Vec<u8>,
+    /// The body as received (re-chunked like every relayed chunked body) and its payload size.
+    body: Option<(Vec<u8>, u64)>,
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+/// A `Vec` writer that refuses to grow past `cap`.
+struct Capped {
+    out: Vec<u8>,
+    cap: usize,
+}
+
+impl io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.out.len() + buf.len() > self.cap {
+            return Err(io::Error::other("request body over the policy's limit"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -469,5 +701,6 @@ fn log_session_end(client: &Client, session: Hijack, raw_in: Option<(u64, Outcom
         bytes_out: session.bytes_out,
         started: session.request.started,
         outcome,
+        role: session.request.role.as_deref(),
     });
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::request::{Dial, RequestSide};
 use super::CLIENT_BUFFER;
 use crate::audit::Client;
+use crate::enforce::PolicyInForce;
 use crate::http::inbound::Inbound;
 use crate::registry::{Activity, LiveConn, Registry};
 use crate::tls::handshake::testing::{pair, TestClient};
@@ -53,6 +54,10 @@ struct Running {
 }
 
 fn serve(dial: &'static dyn Dial) -> Running {
+    serve_with(dial, Box::leak(Box::new(PolicyInForce::none())))
+}
+
+fn serve_with(dial: &'static dyn Dial, policy: &'static PolicyInForce) -> Running {
     let (client, server) = pair("tester");
     let registry: &'static Registry = Box::leak(Box::default());
     let (reader, writer, control) = stream::split(server.tls, server.tcp).unwrap();
@@ -66,7 +71,7 @@ fn serve(dial: &'static dyn Dial) -> Running {
     let thread = thread::spawn(move || {
         let _registration = registration;
         let inbound = Inbound::new(reader, CLIENT_BUFFER);
-        RequestSide::new(who, session_live, inbound, writer, control, dial).run();
+        RequestSide::new(who, session_live, inbound, writer, control, dial, policy).run();
     });
     Running {
         client,
@@ -370,4 +375,124 @@ fn the_registry_cuts_a_live_connection_once_and_says_what_it_was_doing() {
     assert!(ends_within(&mut running.client, Duration::from_secs(10)));
     running.thread.join().unwrap();
     assert_eq!(running.registry.len(), 0);
+}
+
+fn scratch_dir() -> std::path::PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "dockgate-conn-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ci_policy(dir: &std::path::Path) -> &'static PolicyInForce {
+    let path = dir.join("policy.toml");
+    std::fs::write(
+        &path,
+        r#"
+mode = "enforce"
+default_role = "none"
+[[identity]]
+cn = ["tester"]
+role = "ci"
+[role.ci]
+allow = ["read", "containers"]
+"#,
+    )
+    .unwrap();
+    Box::leak(Box::new(PolicyInForce::load(&path).unwrap()))
+}
+
+fn create(body: &str) -> String {
+    format!(
+        "POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn a_denied_request_never_reaches_docker_and_the_connection_goes_on() {
+    let dir = scratch_dir();
+    let (gate_end, mut docker) = UnixStream::pair().unwrap();
+    // A denial while nothing is outstanding drops the idle upstream connection (to wake the
+    // response side, see `exchanges`): the request after it opens a second one.
+    let (second_gate_end, mut second_docker) = UnixStream::pair().unwrap();
+    let dial = prepared(vec![second_gate_end.into(), gate_end.into()]);
+    let mut running = serve_with(dial, ci_policy(&dir));
+    let privileged = r#"{"Image":"busybox","HostConfig":{"Privileged":true}}"#;
+    running
+        .client
+        .write_all(create(privileged).as_bytes())
+        .unwrap();
+    let (head, body) = read_message(&mut running.client).unwrap();
+    assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
+    assert!(!head.contains("Connection: close"), "{head}");
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let message = json["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("dockgate: access denied: CN=tester (role ci) may not")
+            && message.contains("Privileged"),
+        "{message}"
+    );
+    assert_eq!(
+        dial.dials.load(Ordering::SeqCst),
+        0,
+        "nothing went to Docker"
+    );
+
+    // The same connection carries the next request, and the allowed create goes through
+    // byte for byte.
+    let plain = r#"{"Image":"busybox","Cmd":["true"]}"#;
+    running.client.write_all(create(plain).as_bytes()).unwrap();
+    let (head, body) = read_message(&mut docker).unwrap();
+    assert!(
+        head.starts_with("POST /v1.41/containers/create HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert_eq!(body, plain.as_bytes());
+    respond(&mut docker, "201 Created", r#"{"Id":"c1"}"#);
+    let (head, _) = read_message(&mut running.client).unwrap();
+    assert!(head.starts_with("HTTP/1.1 201"), "{head}");
+
+    // A denied request whose body was not needed: the body is dropped, the connection stays.
+    running
+        .client
+        .write_all(
+            b"POST /v1.41/images/create?fromImage=x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        )
+        .unwrap();
+    let (head, _) = read_message(&mut running.client).unwrap();
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    running
+        .client
+        .write_all(b"GET /_ping HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let (head, _) = read_message(&mut second_docker).unwrap();
+    assert!(head.starts_with("GET /_ping"), "{head}");
+    respond(&mut second_docker, "200 OK", "OK");
+    let (head, _) = read_message(&mut running.client).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(dial.dials.load(Ordering::SeqCst), 2);
+    let mut rest = Vec::new();
+    docker.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "the denied pull never reached Docker");
+}
+
+#[test]
+fn an_inspected_body_over_the_limit_is_413_and_closes() {
+    let dir = scratch_dir();
+    let dial = prepared(vec![]);
+    let mut running = serve_with(dial, ci_policy(&dir));
+    running
+        .client
+        .write_all(b"POST /v1.41/containers/create HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n{")
+        .unwrap();
+    let (head, _) = read_message(&mut running.client).unwrap();
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("Connection: close"), "{head}");
+    assert!(ends_within(&mut running.client, Duration::from_secs(10)));
+    assert_eq!(dial.dials.load(Ordering::SeqCst), 0);
 }

@@ -75,6 +75,23 @@ fn next_piece<R: Read>(src: &mut Inbound<R>, remaining: u64) -> Result<usize, Re
     Ok(available.min(usize::try_from(remaining).unwrap_or(usize::MAX)))
 }
 
+/// The payload of a chunked body as `relay_chunked` writes it (one chunk per piece, no chunk
+/// extensions), without its framing. `None` when `chunked` is not such a body.
+pub fn dechunk(chunked: &[u8]) -> Option<Vec<u8>> {
+    let mut payload = Vec::with_capacity(chunked.len());
+    let mut rest = chunked;
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?, 16).ok()?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Some(payload);
+        }
+        payload.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size..)?.strip_prefix(b"\r\n")?;
+    }
+}
+
 /// Relays exactly `length` bytes, adding them to `moved` as they are written.
 pub fn relay_length<R: Read, W: Write + ?Sized>(
     src: &mut Inbound<R>,
@@ -190,6 +207,15 @@ fn finish_chunked<R: Read, W: Write + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dechunk_takes_the_payload_out_of_a_relayed_chunked_body() {
+        let mut src = Inbound::new(&b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n"[..], 64);
+        let mut relayed = Vec::new();
+        relay_chunked(&mut src, &mut relayed, &mut 0u64).unwrap();
+        assert_eq!(dechunk(&relayed).unwrap(), b"abcde");
+        assert!(dechunk(b"zz\r\n").is_none());
+    }
 
     fn rechunk(input: &[u8]) -> Result<(Vec<u8>, u64), RelayError> {
         let mut src = Inbound::new(input, 1024);

@@ -94,6 +94,15 @@ pub fn read_request<R: Read>(inbound: &mut Inbound<R>) -> Result<Option<RequestH
     })
 }
 
+/// The header fields of a complete request head (as `read_request` found it), for the access
+/// policy: name and value as sent.
+pub fn request_headers(head: &[u8]) -> Vec<(&str, &[u8])> {
+    let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let _ = request.parse(head);
+    request.headers.iter().map(|h| (h.name, h.value)).collect()
+}
+
 /// RFC 9112 lets a server ignore empty lines before a request line, but Go's server refuses
 /// them, so they are dropped rather than forwarded.
 fn skip_empty_lines<R: Read>(inbound: &mut Inbound<R>) {
