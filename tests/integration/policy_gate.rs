@@ -329,3 +329,106 @@ fn start_without_policy_warns_and_a_broken_policy_exits_2_naming_line_and_column
         out.stderr
     );
 }
+
+/// Ways to smuggle a privileged container past a decision, sent by hand as carol (ci): none
+/// may create a container (each payload carries a label the check looks for afterwards).
+#[test]
+fn bypass_attempts_through_the_gate_create_nothing() {
+    let gate = enforcing();
+    let label = unique_name("bypass");
+    let image = TEST_IMAGE;
+    let json = |host_config: &str| {
+        format!(
+            r#"{{"Image":"{image}","Cmd":["true"],"Labels":{{"dockgate.bypass":"{label}"}}{host_config}}}"#
+        )
+    };
+    let with_length = |target: &str, content_type: &str, body: &str| {
+        format!(
+            "POST {target} HTTP/1.1\r\nHost: d\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let privileged = json(r#","HostConfig":{"Privileged":true}"#);
+    let create = "/v1.41/containers/create";
+    let chunked = format!(
+        "POST {create} HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{privileged}\r\n0\r\n\r\n",
+        privileged.len()
+    );
+    let attempts = [
+        ("chunked body", chunked),
+        (
+            "lower-case keys",
+            with_length(create, "application/json", &json(r#","hostconfig":{"privileged":true}"#)),
+        ),
+        (
+            "duplicate keys",
+            with_length(
+                create,
+                "application/json",
+                &json(r#","HostConfig":{"Privileged":false,"Privileged":true}"#),
+            ),
+        ),
+        (
+            "duplicate HostConfig objects",
+            with_length(
+                create,
+                "application/json",
+                &json(r#","HostConfig":{},"HostConfig":{"Privileged":true}"#),
+            ),
+        ),
+        (
+            "top-level HostConfig field",
+            with_length(create, "application/json", &json(r#","Privileged":true"#)),
+        ),
+        (
+            "charset in the content type",
+            with_length(create, "application/json; charset=utf-8", &privileged),
+        ),
+        (
+            "escaped key",
+            with_length(
+                create,
+                "application/json",
+                &json(r#","HostConfig":{"Privil\u0065ged":true}"#),
+            ),
+        ),
+        (
+            "Content-Length 0 with a body",
+            format!(
+                "POST {create} HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n{privileged}"
+            ),
+        ),
+        (
+            "version prefix and encoded path",
+            with_length("/v1.41/containers/cre%61te", "application/json", &privileged),
+        ),
+        (
+            "encoded slash",
+            with_length("/v1.41/containers%2Fcreate", "application/json", &privileged),
+        ),
+        (
+            "doubled slash",
+            with_length("/v1.41//containers/create", "application/json", &privileged),
+        ),
+        (
+            "absolute-form target",
+            with_length("http://d/v1.41/containers/create", "application/json", &privileged),
+        ),
+    ];
+    for (what, request) in &attempts {
+        let mut tls = RawTls::connect(gate.port, Some(&pki().carol));
+        tls.send(request.as_bytes()).unwrap();
+        let (status, head, _) = tls.read_response();
+        assert!(
+            status == 400 || status == 403,
+            "{what}: answered {status}\n{head}"
+        );
+    }
+    let created = Docker::direct().ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=dockgate.bypass={label}"),
+    ]);
+    assert_eq!(created.trim(), "", "a bypass created a container");
+}
