@@ -8,6 +8,10 @@
 //!   `outcome` (`complete`, `client_aborted`, `upstream_closed`);
 //! - `session start` / `session end`: a connection dockerd switched to a raw stream (attach,
 //!   exec, BuildKit), recognised from dockerd's answer, never from the path;
+//! - `request refused`: a request head the gate refused before anything reached Docker (400,
+//!   431), with the status and the reason;
+//! - `connection cut`: a live connection the gate ended (revocation, expiry, shutdown), with
+//!   what it was doing;
 //! - `handshake refused`: with the subject and serial the refused certificate claims;
 //! - `handshakes refused`: connections closed before any handshake, aggregated per source.
 //!
@@ -15,7 +19,7 @@
 //! that differs; `buildargs` values are redacted (see `http::target`).
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::kv::Value;
 use log::{Level, Record};
@@ -65,6 +69,8 @@ pub struct Exchange<'a> {
     pub bytes_out: u64,
     pub started: Instant,
     pub outcome: Outcome,
+    /// The client's role under `--policy` (`None`: no policy in force).
+    pub role: Option<&'a str>,
 }
 
 /// A long-running exchange has started (`status`: dockerd's, once its head is in).
@@ -93,6 +99,76 @@ pub fn session_start(client: &Client, method: &str, target: &LoggedTarget, statu
 
 pub fn session_end(e: &Exchange<'_>) {
     emit(Level::Info, "session end", &end_fields(e, false));
+}
+
+/// A request the policy denies (`enforced`: answered 403 or 400 and not forwarded) or, in
+/// `mode = "audit"`, would deny (forwarded).
+pub struct Denial<'a> {
+    pub client: &'a Client,
+    pub method: &'a str,
+    pub target: &'a LoggedTarget,
+    pub role: &'a str,
+    pub rule: &'a str,
+    pub field: Option<&'a str>,
+    pub message: &'a str,
+    pub enforced: bool,
+}
+
+pub fn request_denied(d: &Denial<'_>) {
+    crate::metrics::request_denied(d.role);
+    let mut fields = exchange_fields(d.client, d.method, d.target);
+    fields.push(("role", Value::from(d.role)));
+    fields.push(("rule", Value::from(d.rule)));
+    if let Some(field) = d.field {
+        fields.push(("field", Value::from(field)));
+    }
+    fields.push(("reason", Value::from(d.message)));
+    let event = if d.enforced {
+        "request denied"
+    } else {
+        "would deny"
+    };
+    emit(Level::Warn, event, &fields);
+}
+
+/// A request head the gate refused (it never reached Docker); the connection then closes.
+pub fn request_refused(client: &Client, status: u16, reason: &str) {
+    let fields: Fields<'_> = vec![
+        ("peer", Value::from_display(&client.peer)),
+        ("subject", Value::from(client.identity.subject.as_str())),
+        ("serial", Value::from(client.identity.serial.as_str())),
+        ("status", Value::from(status)),
+        ("reason", Value::from(reason)),
+    ];
+    emit(Level::Warn, "request refused", &fields);
+}
+
+/// A live connection the gate ended, and why.
+pub struct Cut<'a> {
+    pub client: &'a Client,
+    pub reason: &'a str,
+    /// What it was doing, for people: `session POST /v1.41/exec/ID/start, 4.2 MiB, 12 min`.
+    pub what: &'a str,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub age: Duration,
+}
+
+pub fn connection_cut(cut: &Cut<'_>) {
+    let fields: Fields<'_> = vec![
+        ("peer", Value::from_display(&cut.client.peer)),
+        ("subject", Value::from(cut.client.identity.subject.as_str())),
+        ("serial", Value::from(cut.client.identity.serial.as_str())),
+        ("reason", Value::from(cut.reason)),
+        ("what", Value::from(cut.what)),
+        ("bytes_in", Value::from(cut.bytes_in)),
+        ("bytes_out", Value::from(cut.bytes_out)),
+        (
+            "duration_ms",
+            Value::from(u64::try_from(cut.age.as_millis()).unwrap_or(u64::MAX)),
+        ),
+    ];
+    emit(Level::Warn, "connection cut", &fields);
 }
 
 /// A refused handshake; the identity is what the certificate claims (it was not accepted).
@@ -140,6 +216,9 @@ fn end_fields<'a>(e: &'a Exchange<'a>, with_status: bool) -> Fields<'a> {
     fields.push(("bytes_out", Value::from(e.bytes_out)));
     fields.push(("duration_ms", Value::from(millis(e.started))));
     fields.push(("outcome", Value::from(e.outcome.as_str())));
+    if let Some(role) = e.role {
+        fields.push(("role", Value::from(role)));
+    }
     fields
 }
 

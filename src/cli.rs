@@ -39,6 +39,7 @@ const RELOAD: &str = "RELOAD:";
 const NETWORK: &str = "NETWORK:";
 const LIMITS: &str = "LIMITS AND SHUTDOWN:";
 const METRICS: &str = "METRICS:";
+const POLICY: &str = "ACCESS POLICY:";
 const LOGGING: &str = "LOGGING:";
 
 /// Every flag of the gate, in `--help` order. `dockgate ca` and `dockgate policy` have their own.
@@ -291,6 +292,19 @@ a management network (e.g. 127.0.0.1:9323). Default: off.",
         set: Setter::Value(|f, v| store(&mut f.metrics_listen, v)),
     },
     Flag {
+        name: "--policy",
+        short: "",
+        value: "FILE",
+        repeatable: false,
+        section: POLICY,
+        help: "Decide every request by the client certificate's role (TOML; see
+README \"Access policy\" and dockgate policy check). Reloaded like the
+certificates (and on SIGHUP); a broken file keeps the previous policy.
+Default: none (every verified client has full access, said in a WARN
+line at start).",
+        set: Setter::Value(|f, v| store(&mut f.policy, v.into())),
+    },
+    Flag {
         name: "--log-format",
         short: "",
         value: "FORMAT",
@@ -414,6 +428,7 @@ pub struct Flags {
     pub max_connections_per_client: Option<usize>,
     pub shutdown_grace: Option<String>,
     pub metrics_listen: Option<String>,
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Debug)]

@@ -46,6 +46,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `--metrics-listen`; `None`: no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// `--policy FILE`, loaded by `main` (its errors name line and column).
+    pub policy: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -148,6 +150,7 @@ impl Config {
             max_connections_per_client,
             shutdown_grace,
             metrics_listen,
+            policy: flags.policy.clone(),
         })
     }
 }

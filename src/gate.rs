@@ -1,12 +1,14 @@
 //! The running gate's shared state: the current TLS configuration (replaced whole by a reload),
 //! the upstream, the registry of live connections, and the count of connections not yet
-//! authenticated (in total and per source address).
+//! authenticated (in total and per source address). Its locks are recovered when poisoned
+//! (see `locks`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use crate::enforce::PolicyInForce;
 use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::tls::LoadedTls;
@@ -50,6 +52,8 @@ pub struct Gate {
     pub upstream: Upstream,
     pub connections: Registry,
     pub limits: Limits,
+    /// The access policy in force (`--policy`), if any.
+    pub policy: PolicyInForce,
 }
 
 impl Gate {
@@ -61,7 +65,13 @@ impl Gate {
             upstream,
             connections: Registry::default(),
             limits,
+            policy: PolicyInForce::none(),
         }
+    }
+
+    /// The gate with an access policy in force.
+    pub fn with_policy(self, policy: PolicyInForce) -> Gate {
+        Gate { policy, ..self }
     }
 
     /// Connections in their TLS handshake now.
@@ -71,7 +81,11 @@ impl Gate {
 
     /// The configuration new handshakes use.
     pub fn tls(&self) -> Arc<TlsState> {
-        self.tls.read().expect("TLS state lock poisoned").clone()
+        // Recovered when poisoned: the state is one `Arc`, replaced whole (see `locks`).
+        self.tls
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Installs a new configuration for new connections; open ones keep theirs until the
@@ -79,14 +93,15 @@ impl Gate {
     pub fn replace_tls(&self, tls: LoadedTls) -> Arc<TlsState> {
         let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
         let state = Arc::new(TlsState { tls, generation });
-        *self.tls.write().expect("TLS state lock poisoned") = state.clone();
+        *self
+            .tls
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = state.clone();
         state
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
-        self.pending
-            .lock()
-            .expect("pending handshakes lock poisoned")
+        crate::locks::recover(&self.pending)
     }
 }
 

@@ -73,7 +73,8 @@ impl Handshakers {
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().expect("handshake queue lock poisoned")
+        // Recovered when poisoned: a queue and a counter (see `locks`).
+        crate::locks::recover(&self.queue)
     }
 
     /// Runs the handshake of an accepted connection on an idle handshake thread, or a new one.
@@ -121,7 +122,7 @@ impl Handshakers {
             let (guard, waited) = self
                 .wake
                 .wait_timeout(queue, IDLE_EXIT)
-                .expect("handshake queue lock poisoned");
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             queue = guard;
             if waited.timed_out() && queue.jobs.is_empty() {
                 // No job is queued, so no job is promised to this thread: `idle` counts it.

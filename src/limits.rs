@@ -62,7 +62,8 @@ impl Limits {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
-        self.open.lock().expect("limits lock poisoned")
+        // Each update of the counts is one step (see `locks`).
+        crate::locks::recover(&self.open)
     }
 
     /// Admits one more connection of the client whose certificate is `leaf` (DER).

@@ -1,103 +1,44 @@
-//! What a poisoned lock means, decided once for the whole program. A lock is poisoned when a
-//! thread panicked while holding it; `std` then refuses it to everyone else. Left alone, a
-//! poisoned process-wide lock makes every later thread that takes it panic too: the process
-//! keeps its port and accepts, but serves nobody. So every lock follows one of three rules:
+//! The gate's one rule for poisoned locks (a thread panicked while holding one).
 //!
-//! - **The data cannot be torn** (a cache of verdicts, a record updated fact by fact where a
-//!   missing fact is only re-learnt): take it anyway, [`recover`].
-//! - **Process-wide data that a panic can leave half-changed** (the TLS configuration, the
-//!   registry of live connections, the limits' counters): log one ERROR line and abort the
-//!   process, [`or_abort`], so that a supervisor (systemd `Restart=on-failure`, a container
-//!   restart policy) starts a clean one. Aborting skips destructors; nothing on disk depends on
-//!   them (cache and history files are replaced by rename).
-//! - **Data of one connection** (its rustls state): the thread that finds it poisoned panics
+//! Left alone, a poisoned process-wide lock makes every later thread that takes it panic too:
+//! the process keeps its port and accepts, but serves nobody. So every lock follows one of
+//! these rules, and a new lock names its rule in a comment where it is taken:
+//!
+//! - **The data cannot be torn**: it is only ever replaced whole, or every update is a single
+//!   step (the registry's map, a connection's activity, the pending-handshake and connection
+//!   counters, the handshake queue, the current TLS configuration and policy, the queue between
+//!   a connection's two threads, caches of verdicts and parsed certificates, the CRL history,
+//!   updated fact by fact where a missing fact is only re-learnt). The lock is recovered
+//!   ([`recover`]) and the process goes on.
+//! - **Data of one connection that a panic can leave half-updated** (a rustls connection in the
+//!   middle of processing a record, see `tls::stream`): the thread that finds it poisoned panics
 //!   with a message, which ends that connection and nothing else.
-//!
-//! A new lock names its rule in a comment where it is taken.
+//! - **Process-wide data that a panic could tear** would have to abort the process, so that a
+//!   supervisor (systemd `Restart=on-failure`, a container restart policy) starts a clean one.
+//!   None exists today; a change that adds such data adds that rule here first.
 
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// Takes a lock whose data a panic cannot leave torn, poisoned or not.
+/// Locks `mutex`, recovering it when poisoned (for data that cannot be torn, see above).
 pub fn recover<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Takes a process-wide lock whose data a panic may have left half-changed; when it is
-/// poisoned, the process aborts (see the module doc). `what` names the data for the log.
-#[allow(dead_code)] // for gate.rs, registry.rs, limits.rs (issue #11, request-path branch)
-pub fn or_abort<'a, T>(mutex: &'a Mutex<T>, what: &str) -> MutexGuard<'a, T> {
-    mutex.lock().unwrap_or_else(|_| abort(what))
-}
-
-/// [`or_abort`] for reading an `RwLock`.
-#[allow(dead_code)] // for gate.rs (issue #11, request-path branch)
-pub fn read_or_abort<'a, T>(lock: &'a RwLock<T>, what: &str) -> RwLockReadGuard<'a, T> {
-    lock.read().unwrap_or_else(|_| abort(what))
-}
-
-/// [`or_abort`] for writing an `RwLock`.
-#[allow(dead_code)] // for gate.rs (issue #11, request-path branch)
-pub fn write_or_abort<'a, T>(lock: &'a RwLock<T>, what: &str) -> RwLockWriteGuard<'a, T> {
-    lock.write().unwrap_or_else(|_| abort(what))
-}
-
-fn abort(what: &str) -> ! {
-    log::error!(
-        "{what}: a thread panicked while changing it, so it may be half-changed; aborting so that the supervisor restarts dockgate"
-    );
-    std::process::abort()
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::{Arc, Mutex};
 
     #[test]
-    fn recover_takes_a_poisoned_lock() {
-        let mutex = Mutex::new(vec![1]);
-        let poisoned = std::panic::catch_unwind(|| {
-            let mut guard = mutex.lock().unwrap();
-            guard.push(2);
-            panic!("poison it");
-        });
-        assert!(poisoned.is_err() && mutex.is_poisoned());
-        assert_eq!(*recover(&mutex), [1, 2]);
-    }
-
-    /// Run by `a_poisoned_lock_that_may_be_torn_aborts_the_process` in a child process.
-    #[test]
-    #[ignore]
-    fn child_takes_a_poisoned_lock_or_aborts() {
-        if std::env::var_os("DOCKGATE_LOCKS_CHILD").is_none() {
-            return;
-        }
-        let mutex = Mutex::new(0);
-        let _ = std::panic::catch_unwind(|| {
-            let _guard = mutex.lock().unwrap();
-            panic!("poison it");
-        });
-        let _guard = or_abort(&mutex, "the test state");
-        std::process::exit(0); // not reached when or_abort aborts
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_poisoned_lock_that_may_be_torn_aborts_the_process() {
-        use std::os::unix::process::ExitStatusExt;
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "locks::tests::child_takes_a_poisoned_lock_or_aborts",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env("DOCKGATE_LOCKS_CHILD", "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert_eq!(status.signal(), Some(6), "SIGABRT expected, got {status:?}");
+    fn a_poisoned_lock_is_recovered_with_its_data() {
+        let shared = Arc::new(Mutex::new(vec![7]));
+        let poisoner = shared.clone();
+        let _ = std::thread::spawn(move || {
+            let mut guard = poisoner.lock().unwrap();
+            guard.push(8);
+            panic!("poison");
+        })
+        .join();
+        assert!(shared.is_poisoned());
+        assert_eq!(*super::recover(&shared), [7, 8]);
     }
 }

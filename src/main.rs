@@ -17,6 +17,7 @@ mod config;
 mod conn;
 mod crl_fetch;
 mod crl_history;
+mod enforce;
 mod fds;
 mod gate;
 mod handshakers;
@@ -141,7 +142,15 @@ fn run() -> Result<(), Failure> {
         })
         .transpose()?;
     let limits = limits::Limits::new(config.max_connections, config.max_connections_per_client);
-    let gate = Arc::new(Gate::new(tls, config.upstream, limits));
+    let policy = match &config.policy {
+        Some(path) => enforce::PolicyInForce::load(path)
+            .map_err(|e| Failure::usage(format!("--policy {e}")))?,
+        None => {
+            warn!("no --policy: every verified client has full access to the Docker API");
+            enforce::PolicyInForce::none()
+        }
+    };
+    let gate = Arc::new(Gate::new(tls, config.upstream, limits).with_policy(policy));
 
     let reload = reload::spawn(
         gate.clone(),

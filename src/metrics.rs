@@ -125,6 +125,17 @@ pub fn request(method: &str, status: u16) {
     REQUESTS[method][class].inc();
 }
 
+/// Requests the access policy denied (or would deny, in audit mode), by role. Roles come from
+/// the policy file, so the label set is bounded by it.
+static DENIALS: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+pub fn request_denied(role: &str) {
+    *crate::locks::recover(&DENIALS)
+        .entry(role.to_string())
+        .or_insert(0) += 1;
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -183,6 +194,16 @@ pub fn render(gate: &Gate) -> String {
         "counter",
         "TLS handshakes refused, by reason.",
         &refused,
+    );
+    let denials: Vec<_> = crate::locks::recover(&DENIALS)
+        .iter()
+        .map(|(role, n)| (format!("{{role=\"{}\"}}", escape(role)), *n))
+        .collect();
+    family(
+        "dockgate_requests_denied_total",
+        "counter",
+        "Requests the access policy denied (or would deny in audit mode), by role.",
+        &denials,
     );
     let mut requests = Vec::new();
     for (method, row) in METHODS.iter().zip(&REQUESTS) {

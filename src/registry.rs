@@ -6,6 +6,14 @@
 //! handshakes use, and closes the connections whose chain no longer passes. A connection is
 //! also closed when a certificate of its chain expires (`cut_at_expiry`), on time rather than
 //! at the next reload.
+//!
+//! Each connection also says what it is doing (`Activity`: the request or raw session in
+//! progress, its classified endpoint and when it started), for the `connection cut` record and
+//! so that a policy reload can re-check what live connections are doing.
+//!
+//! Locks: the registry map and each activity are only ever replaced whole under their lock, so
+//! a panic elsewhere while one is held cannot leave them torn; a poisoned lock is recovered
+//! (see `crate::locks`), never turned into a panic of every later connection.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,7 +25,10 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 
-use crate::audit::Client;
+use crate::api::{self, Endpoint};
+use crate::audit::{self, Client};
+use crate::locks;
+use crate::policy::CertIdentity;
 use crate::tls::stream::TlsControl;
 use crate::tls::verifier::refusal_reason;
 
@@ -41,14 +52,16 @@ pub struct LiveConn {
     chain: Vec<CertificateDer<'static>>,
     control: TlsControl,
     started: Instant,
-    /// What the connection is doing, for the log line when it is cut.
-    activity: Mutex<String>,
+    /// What the connection is doing, for the log line when it is cut and for policy re-checks.
+    activity: Mutex<Activity>,
     /// Set once the connection was cut, so that a later reload does not cut (and log) it again.
     cut: AtomicBool,
     /// The earliest notAfter in the chain, seconds since the epoch (`u64::MAX`: unknown).
     expires: u64,
     /// Requests in flight, for a graceful shutdown (`shutdown::drain`).
     pub work: crate::shutdown::Work,
+    /// The names the access policy matches, parsed from the leaf on first use.
+    cert_identity: std::sync::OnceLock<CertIdentity>,
 }
 
 impl LiveConn {
@@ -63,9 +76,82 @@ impl LiveConn {
             .map(|_| ())
     }
 
-    /// Records what the connection is doing now, e.g. `request GET /v1.41/events`.
-    pub fn set_activity(&self, activity: String) {
-        *self.activity.lock().expect("activity lock poisoned") = activity;
+    /// The client certificate's names, as the access policy matches them.
+    pub fn cert_identity(&self) -> &CertIdentity {
+        self.cert_identity.get_or_init(|| {
+            self.chain
+                .first()
+                .and_then(|leaf| CertIdentity::from_der(leaf))
+                .unwrap_or_default()
+        })
+    }
+
+    /// Records what the connection is doing now.
+    pub fn set_activity(&self, activity: Activity) {
+        *locks::recover(&self.activity) = activity;
+    }
+
+    /// What the connection is doing now.
+    pub fn activity(&self) -> Activity {
+        locks::recover(&self.activity).clone()
+    }
+
+    /// Ends the connection and logs why, unless it was cut before. Returns whether it was
+    /// cut now.
+    pub fn cut(&self, reason: &str) -> bool {
+        if self.cut.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        self.control.abort();
+        log_cut(self, reason);
+        true
+    }
+}
+
+/// What a live connection is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Activity {
+    /// Between requests.
+    Idle,
+    /// An exchange in progress (possibly a long one: `/events`, `logs -f`).
+    Request(Doing),
+    /// A raw stream dockerd switched to (attach, exec, BuildKit).
+    Session(Doing),
+}
+
+/// The request behind an activity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Doing {
+    pub method: String,
+    /// The request target as sent (for a policy re-check).
+    pub target: String,
+    /// The path as the audit log shows it (decoded, query redacted).
+    pub path: String,
+    /// The classified endpoint; `None` for a target the classifier refuses.
+    pub endpoint: Option<Endpoint>,
+    pub started: Instant,
+}
+
+impl Doing {
+    /// `target` as sent (classified), `logged` as the audit log shows it.
+    pub fn new(method: &str, target: &str, logged: &str) -> Doing {
+        Doing {
+            method: method.to_string(),
+            target: target.to_string(),
+            path: logged.to_string(),
+            endpoint: api::classify(method, target).ok().map(|r| r.endpoint),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl std::fmt::Display for Activity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Activity::Idle => f.write_str("idle"),
+            Activity::Request(d) => write!(f, "request {} {}", d.method, d.path),
+            Activity::Session(d) => write!(f, "session {} {}", d.method, d.path),
+        }
     }
 }
 
@@ -84,7 +170,12 @@ impl Drop for Registration<'_> {
 
 impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<LiveConn>>> {
-        self.live.lock().expect("registry lock poisoned")
+        locks::recover(&self.live)
+    }
+
+    /// Every connection open now (for the policy re-check after a reload).
+    pub fn live(&self) -> Vec<Arc<LiveConn>> {
+        self.lock().values().cloned().collect()
     }
 
     pub fn register(
@@ -100,10 +191,11 @@ impl Registry {
             chain,
             control,
             started: Instant::now(),
-            activity: Mutex::new("idle".into()),
+            activity: Mutex::new(Activity::Idle),
             cut: AtomicBool::new(false),
             expires,
             work: Default::default(),
+            cert_identity: std::sync::OnceLock::new(),
         });
         self.lock().insert(id, conn.clone());
         let wake = self.next_wake.load(Ordering::SeqCst);
@@ -130,13 +222,10 @@ impl Registry {
         let mut cut = 0;
         for conn in live {
             if let Err(e) = conn.verify(verifier) {
-                if is_expired_crl(&e) || conn.cut.swap(true, Ordering::SeqCst) {
-                    continue;
+                if !is_expired_crl(&e) && conn.cut(&refusal_reason(&e)) {
+                    crate::metrics::CUT_REVOKED.inc();
+                    cut += 1;
                 }
-                conn.control.abort();
-                log_cut(&conn, &refusal_reason(&e));
-                crate::metrics::CUT_REVOKED.inc();
-                cut += 1;
             }
         }
         cut
@@ -175,9 +264,7 @@ impl Registry {
         let live: Vec<Arc<LiveConn>> = self.lock().values().cloned().collect();
         let mut cut = 0;
         for conn in live {
-            if !conn.cut.swap(true, Ordering::SeqCst) {
-                conn.control.abort();
-                log_cut(&conn, reason);
+            if conn.cut(reason) {
                 cut += 1;
             }
         }
@@ -208,10 +295,7 @@ impl Registry {
             if !expired.is_empty() {
                 drop(live);
                 for conn in expired {
-                    if !conn.cut.swap(true, Ordering::SeqCst) {
-                        conn.control.abort();
-                        log_cut(&conn, "certificate expired");
-                    }
+                    conn.cut("certificate expired");
                 }
                 live = self.lock();
                 continue;
@@ -224,7 +308,7 @@ impl Registry {
             live = self
                 .expiry_changed
                 .wait_timeout(live, sleep)
-                .expect("registry lock poisoned")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
     }
@@ -260,26 +344,20 @@ fn is_expired_crl(e: &rustls::Error) -> bool {
 fn log_cut(conn: &LiveConn, reason: &str) {
     let (bytes_in, bytes_out) = conn.control.traffic();
     let age = conn.started.elapsed();
-    let activity = conn
-        .activity
-        .lock()
-        .expect("activity lock poisoned")
-        .clone();
     let what = format!(
-        "{activity}, {}, {}",
+        "{}, {}, {}",
+        conn.activity(),
         human_bytes(bytes_in + bytes_out),
         human_duration(age)
     );
-    log::warn!(target: "dockgate::audit",
-        peer:% = conn.client.peer,
-        subject = conn.client.identity.subject.as_str(),
-        serial = conn.client.identity.serial.as_str(),
-        reason = reason,
-        what = what.as_str(),
-        bytes_in = bytes_in,
-        bytes_out = bytes_out,
-        duration_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
-        "connection cut");
+    audit::connection_cut(&audit::Cut {
+        client: &conn.client,
+        reason,
+        what: &what,
+        bytes_in,
+        bytes_out,
+        age,
+    });
 }
 
 fn human_bytes(n: u64) -> String {

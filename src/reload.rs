@@ -150,6 +150,10 @@ impl Watcher {
                 if forced || changed {
                     self.reload();
                 }
+                // The access policy (`--policy`) is watched along with the TLS files.
+                self.gate
+                    .policy
+                    .reload_if_changed(&self.gate.connections, forced);
             }
             self.expiry
                 .check(&self.gate.tls().tls.crls, &self.settings, self.policy);

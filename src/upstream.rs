@@ -78,13 +78,7 @@ impl Upstream {
     pub fn connect(&self) -> io::Result<UpstreamConn> {
         match self {
             #[cfg(unix)]
-            Upstream::Unix(path) => {
-                let stream = Arc::new(UnixStream::connect(path)?);
-                Ok(UpstreamConn {
-                    reader: Box::new(SharedSocket(stream.clone())),
-                    writer: Box::new(SharedSocket(stream)),
-                })
-            }
+            Upstream::Unix(path) => Ok(UnixStream::connect(path)?.into()),
             #[cfg(not(unix))]
             Upstream::Unix(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -152,6 +146,17 @@ fn connect_tcp(address: &str) -> io::Result<TcpStream> {
 pub struct UpstreamConn {
     pub reader: Box<dyn UpstreamRead>,
     pub writer: Box<dyn UpstreamWrite>,
+}
+
+#[cfg(unix)]
+impl From<UnixStream> for UpstreamConn {
+    fn from(stream: UnixStream) -> UpstreamConn {
+        let stream = Arc::new(stream);
+        UpstreamConn {
+            reader: Box::new(SharedSocket(stream.clone())),
+            writer: Box::new(SharedSocket(stream)),
+        }
+    }
 }
 
 /// The reading half of an upstream connection.

@@ -1,48 +1,67 @@
-//! The hand-over between a connection's two threads: which request each response answers.
+//! The hand-over between a connection's two threads: the upstream connection the request side
+//! opened, which request each response answers, and the gate's own answers, all in the order
+//! the client must receive them.
 //!
 //! The request side queues every request before sending it to Docker. The response side does not
-//! sleep on this queue: it sleeps in its read from Docker and looks at the queue when Docker's
-//! answer arrives, which by then holds its request. One wake-up per exchange instead of two (a
-//! queue wake-up, then a read that finds nothing yet) is what keeps keep-alive requests cheap.
+//! sleep on this queue while Docker has answers to send: it sleeps in its read from Docker and
+//! looks at the queue when Docker's answer arrives, which by then holds its request. One wake-up
+//! per exchange instead of two (a queue wake-up, then a read that finds nothing yet) is what
+//! keeps keep-alive requests cheap. Only while there is no upstream connection (before the
+//! first request, after a local answer dropped it) does the response side wait on the queue.
 //!
-//! The price: when the request side stops without sending anything more (the client closed, a
-//! refused request head), a response side that has answered everything is asleep in a read that
-//! nothing will end. `finish` says so, and the request side then aborts the upstream connection
-//! to wake it; nothing is lost, since no answer is outstanding.
+//! The price: when the request side queues something that is not a forwarded request (a local
+//! answer, the end) while every forwarded request has been answered, the response side may be
+//! asleep in a read that nothing will end. `answer_locally` and `finish` say so, and the request
+//! side then aborts the upstream connection to wake it; nothing is lost, since no answer is
+//! outstanding, and the next request opens a new connection.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+
+use super::answer::LocalAnswer;
+use crate::locks;
 
 /// Shared by the two threads of a connection until it is hijacked or closed.
-pub struct Exchanges<T> {
-    state: Mutex<State<T>>,
+pub struct Exchanges<T, U> {
+    state: Mutex<State<T, U>>,
+    /// Wakes a response side that has no upstream connection to sleep in.
+    queued: Condvar,
 }
 
-struct State<T> {
-    queue: VecDeque<Queued<T>>,
+struct State<T, U> {
+    queue: VecDeque<Queued<T, U>>,
     forwarded: u64,
     answered: u64,
     requests_ended: bool,
 }
 
 /// One entry of the queue.
-pub enum Queued<T> {
+pub enum Queued<T, U> {
+    /// A new upstream connection (its reading half): the requests after it go there.
+    Connected(U),
     /// A request on its way to Docker; its response comes next.
     Forwarded(T),
-    /// A request the gate refuses: answer it after the earlier responses, then close.
-    Refused { status: u16, message: String },
+    /// The gate answers this request itself, after the earlier responses.
+    Local {
+        answer: LocalAnswer,
+        /// The request, when its audit record is written with the answer.
+        request: Option<T>,
+        /// The request side aborted the upstream connection to wake the response side (see
+        /// the module doc): drop it after this answer.
+        upstream_dropped: bool,
+    },
 }
 
 /// What the response side finds in the queue.
-pub enum Next<T> {
-    Item(Queued<T>),
+pub enum Next<T, U> {
+    Item(Queued<T, U>),
     /// Nothing queued; the request side goes on.
     Empty,
     /// Nothing queued, and the request side has stopped: no more exchanges.
     Ended,
 }
 
-impl<T> Exchanges<T> {
+impl<T, U> Exchanges<T, U> {
     pub fn new() -> Self {
         Exchanges {
             state: Mutex::new(State {
@@ -51,7 +70,13 @@ impl<T> Exchanges<T> {
                 answered: 0,
                 requests_ended: false,
             }),
+            queued: Condvar::new(),
         }
+    }
+
+    /// Request side: a new upstream connection, before the first request sent on it.
+    pub fn connected(&self, upstream: U) {
+        self.push(Queued::Connected(upstream));
     }
 
     /// Request side: queue a request before it is sent to Docker.
@@ -59,28 +84,67 @@ impl<T> Exchanges<T> {
         let mut state = self.lock();
         state.forwarded += 1;
         state.queue.push_back(Queued::Forwarded(request));
+        drop(state);
+        self.queued.notify_one();
     }
 
-    /// Request side: no more requests (after `refusal`, if any). Returns true when every forwarded
-    /// request has been answered, that is when the response side may be asleep in a read from
-    /// Docker that only an abort of the upstream connection ends.
-    pub fn finish(&self, refusal: Option<(u16, String)>) -> bool {
+    /// Request side: queue the gate's own answer. Returns true when every forwarded request has
+    /// been answered: the response side may then be asleep in a read from Docker, and the caller
+    /// must abort the upstream connection (which the answer's entry says is then gone).
+    pub fn answer_locally(&self, answer: LocalAnswer, request: Option<T>) -> bool {
         let mut state = self.lock();
-        if let Some((status, message)) = refusal {
-            state.queue.push_back(Queued::Refused { status, message });
-        }
+        let idle = state.answered == state.forwarded;
+        state.queue.push_back(Queued::Local {
+            answer,
+            request,
+            upstream_dropped: idle,
+        });
+        drop(state);
+        self.queued.notify_one();
+        idle
+    }
+
+    /// Request side: no more requests. Returns true when every forwarded request has been
+    /// answered, that is when the response side may be asleep in a read from Docker that only
+    /// an abort of the upstream connection ends. Calling it again changes nothing.
+    pub fn finish(&self) -> bool {
+        let mut state = self.lock();
         state.requests_ended = true;
-        state.answered == state.forwarded
+        let idle = state.answered == state.forwarded;
+        drop(state);
+        self.queued.notify_one();
+        idle
     }
 
     /// Response side: the next entry, after counting the response just completed (if any) as
     /// answered. Both happen under one lock, so `finish` can never see every request answered
     /// while the response side still goes back to sleep without having seen what `finish` queued.
-    pub fn next(&self, completed_one: bool) -> Next<T> {
+    pub fn next(&self, completed_one: bool) -> Next<T, U> {
         let mut state = self.lock();
         if completed_one {
             state.answered += 1;
         }
+        Self::pop(&mut state)
+    }
+
+    /// Response side, with no upstream connection to sleep in: waits for the next entry or the
+    /// end.
+    pub fn wait(&self) -> Next<T, U> {
+        let mut state = self.lock();
+        loop {
+            match Self::pop(&mut state) {
+                Next::Empty => {
+                    state = self
+                        .queued
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                }
+                next => return next,
+            }
+        }
+    }
+
+    fn pop(state: &mut State<T, U>) -> Next<T, U> {
         match state.queue.pop_front() {
             Some(item) => Next::Item(item),
             None if state.requests_ended => Next::Ended,
@@ -88,12 +152,15 @@ impl<T> Exchanges<T> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
-        // A panic on the other thread while holding the lock leaves only counters and a queue:
-        // still consistent.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn push(&self, item: Queued<T, U>) {
+        self.lock().queue.push_back(item);
+        self.queued.notify_one();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T, U>> {
+        // A panic on the other thread while holding the lock leaves only counters and a queue,
+        // each updated in one step: still consistent (see `locks`).
+        locks::recover(&self.state)
     }
 }
 
@@ -101,43 +168,81 @@ impl<T> Exchanges<T> {
 mod tests {
     use super::*;
 
+    type Queue = Exchanges<&'static str, ()>;
+
     #[test]
-    fn requests_come_out_in_order_then_the_refusal_then_the_end() {
-        let exchanges = Exchanges::new();
+    fn requests_come_out_in_order_then_the_local_answer_then_the_end() {
+        let exchanges = Queue::new();
+        exchanges.connected(());
         exchanges.forward("a");
         exchanges.forward("b");
         assert!(matches!(
             exchanges.next(false),
+            Next::Item(Queued::Connected(()))
+        ));
+        assert!(matches!(
+            exchanges.next(false),
             Next::Item(Queued::Forwarded("a"))
         ));
+        let bad = LocalAnswer::BadRequest("bad".into());
         assert!(
-            !exchanges.finish(Some((400, "bad".into()))),
+            !exchanges.answer_locally(bad, None),
             "b is still unanswered"
         );
+        assert!(!exchanges.finish());
         assert!(matches!(
             exchanges.next(true),
             Next::Item(Queued::Forwarded("b"))
         ));
         assert!(matches!(
             exchanges.next(true),
-            Next::Item(Queued::Refused { status: 400, .. })
+            Next::Item(Queued::Local {
+                upstream_dropped: false,
+                ..
+            })
         ));
         assert!(matches!(exchanges.next(false), Next::Ended));
     }
 
     #[test]
-    fn finish_reports_a_response_side_with_nothing_outstanding() {
-        let exchanges = Exchanges::new();
+    fn finish_and_local_answers_report_a_response_side_with_nothing_outstanding() {
+        let exchanges = Queue::new();
         assert!(matches!(exchanges.next(false), Next::Empty));
-        exchanges.forward(1);
+        exchanges.forward("a");
         assert!(matches!(
             exchanges.next(false),
-            Next::Item(Queued::Forwarded(1))
+            Next::Item(Queued::Forwarded("a"))
         ));
-        // The response to 1 is complete and the response side found nothing more: it will sleep
-        // in its next read from Docker, so finishing must ask for the wake-up.
+        // The response to a is complete and the response side found nothing more: it will sleep
+        // in its next read from Docker, so a local answer must ask for the wake-up.
         assert!(matches!(exchanges.next(true), Next::Empty));
-        assert!(exchanges.finish(None));
+        let denied = LocalAnswer::Forbidden("no".into());
+        assert!(exchanges.answer_locally(denied, Some("b")));
+        assert!(matches!(
+            exchanges.next(false),
+            Next::Item(Queued::Local {
+                upstream_dropped: true,
+                request: Some("b"),
+                ..
+            })
+        ));
+        assert!(exchanges.finish());
         assert!(matches!(exchanges.next(false), Next::Ended));
+    }
+
+    #[test]
+    fn a_response_side_without_upstream_waits_on_the_queue() {
+        let exchanges = std::sync::Arc::new(Queue::new());
+        let waiter = {
+            let exchanges = exchanges.clone();
+            std::thread::spawn(move || {
+                let first = matches!(exchanges.wait(), Next::Item(Queued::Forwarded("a")));
+                let second = matches!(exchanges.wait(), Next::Ended);
+                (first, second)
+            })
+        };
+        exchanges.forward("a");
+        exchanges.finish();
+        assert_eq!(waiter.join().unwrap(), (true, true));
     }
 }

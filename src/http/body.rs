@@ -10,6 +10,25 @@
 //! a transfer is cut the caller still knows (and logs) how much went through.
 
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where a relay adds the payload bytes it has written: a plain count, or one another thread
+/// reads while the body still flows (the request side's upload, logged by the response side).
+pub trait Tally {
+    fn add(&mut self, n: u64);
+}
+
+impl Tally for u64 {
+    fn add(&mut self, n: u64) {
+        *self += n;
+    }
+}
+
+impl Tally for &AtomicU64 {
+    fn add(&mut self, n: u64) {
+        self.fetch_add(n, Ordering::Relaxed);
+    }
+}
 
 use super::inbound::Inbound;
 
@@ -56,12 +75,29 @@ fn next_piece<R: Read>(src: &mut Inbound<R>, remaining: u64) -> Result<usize, Re
     Ok(available.min(usize::try_from(remaining).unwrap_or(usize::MAX)))
 }
 
+/// The payload of a chunked body as `relay_chunked` writes it (one chunk per piece, no chunk
+/// extensions), without its framing. `None` when `chunked` is not such a body.
+pub fn dechunk(chunked: &[u8]) -> Option<Vec<u8>> {
+    let mut payload = Vec::with_capacity(chunked.len());
+    let mut rest = chunked;
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?, 16).ok()?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Some(payload);
+        }
+        payload.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size..)?.strip_prefix(b"\r\n")?;
+    }
+}
+
 /// Relays exactly `length` bytes, adding them to `moved` as they are written.
 pub fn relay_length<R: Read, W: Write + ?Sized>(
     src: &mut Inbound<R>,
     dst: &mut W,
     length: u64,
-    moved: &mut u64,
+    moved: &mut impl Tally,
 ) -> Result<(), RelayError> {
     let mut remaining = length;
     while remaining > 0 {
@@ -70,7 +106,7 @@ pub fn relay_length<R: Read, W: Write + ?Sized>(
             .map_err(RelayError::Sink)?;
         src.consume(n);
         remaining -= n as u64;
-        *moved += n as u64;
+        moved.add(n as u64);
     }
     Ok(())
 }
@@ -79,7 +115,7 @@ pub fn relay_length<R: Read, W: Write + ?Sized>(
 pub fn relay_until_eof<R: Read, W: Write + ?Sized>(
     src: &mut Inbound<R>,
     dst: &mut W,
-    moved: &mut u64,
+    moved: &mut impl Tally,
 ) -> Result<(), RelayError> {
     loop {
         let available = src.fill().map_err(RelayError::Source)?;
@@ -89,7 +125,7 @@ pub fn relay_until_eof<R: Read, W: Write + ?Sized>(
         let n = available.len();
         dst.write_all(available).map_err(RelayError::Sink)?;
         src.consume(n);
-        *moved += n as u64;
+        moved.add(n as u64);
     }
 }
 
@@ -98,7 +134,7 @@ pub fn relay_until_eof<R: Read, W: Write + ?Sized>(
 pub fn relay_chunked<R: Read, W: Write + ?Sized>(
     src: &mut Inbound<R>,
     dst: &mut W,
-    moved: &mut u64,
+    moved: &mut impl Tally,
 ) -> Result<(), RelayError> {
     let mut out = Vec::new();
     loop {
@@ -116,7 +152,7 @@ pub fn relay_chunked<R: Read, W: Write + ?Sized>(
             src.consume(n);
             dst.write_all(&out).map_err(RelayError::Sink)?;
             remaining -= n as u64;
-            *moved += n as u64;
+            moved.add(n as u64);
         }
         match src.read_line(MAX_LINE).map_err(RelayError::Source)? {
             Some(line) if line.is_empty() => {}
@@ -171,6 +207,15 @@ fn finish_chunked<R: Read, W: Write + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dechunk_takes_the_payload_out_of_a_relayed_chunked_body() {
+        let mut src = Inbound::new(&b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n"[..], 64);
+        let mut relayed = Vec::new();
+        relay_chunked(&mut src, &mut relayed, &mut 0u64).unwrap();
+        assert_eq!(dechunk(&relayed).unwrap(), b"abcde");
+        assert!(dechunk(b"zz\r\n").is_none());
+    }
 
     fn rechunk(input: &[u8]) -> Result<(Vec<u8>, u64), RelayError> {
         let mut src = Inbound::new(input, 1024);

@@ -18,7 +18,16 @@ const MAX_HEADERS: usize = 512;
 /// Enough for every other Docker request and response.
 const FEW_HEADERS: usize = 64;
 
-/// How a message body is delimited.
+/// How a request body is delimited: a request never runs until the connection closes (the
+/// client would have no way to send another, and the gate no way to know where it ends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestFraming {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// How a response body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
     None,
@@ -52,7 +61,7 @@ pub struct RequestHead {
     pub method: String,
     /// The request target as sent: path and query.
     pub target: String,
-    pub framing: Framing,
+    pub framing: RequestFraming,
     /// The head's length in the reader's buffer.
     pub len: usize,
 }
@@ -83,6 +92,15 @@ pub fn read_request<R: Read>(inbound: &mut Inbound<R>) -> Result<Option<RequestH
             }
         })
     })
+}
+
+/// The header fields of a complete request head (as `read_request` found it), for the access
+/// policy: name and value as sent.
+pub fn request_headers(head: &[u8]) -> Vec<(&str, &[u8])> {
+    let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let _ = request.parse(head);
+    request.headers.iter().map(|h| (h.name, h.value)).collect()
 }
 
 /// RFC 9112 lets a server ignore empty lines before a request line, but Go's server refuses
@@ -180,7 +198,10 @@ fn request_head(request: &httparse::Request<'_, '_>, len: usize) -> Result<Reque
 
 /// Request bodies: exactly one of Content-Length (all values equal) or `Transfer-Encoding:
 /// chunked`, or neither. Everything else is refused.
-fn request_framing(headers: &[httparse::Header<'_>], http10: bool) -> Result<Framing, HeadError> {
+fn request_framing(
+    headers: &[httparse::Header<'_>],
+    http10: bool,
+) -> Result<RequestFraming, HeadError> {
     let (lengths, encodings) = framing_headers(headers);
     if http10 && !encodings.is_empty() {
         // Go ignores Transfer-Encoding in HTTP/1.0 and would read the body as the next request.
@@ -195,7 +216,7 @@ fn request_framing(headers: &[httparse::Header<'_>], http10: bool) -> Result<Fra
     }
     if !encodings.is_empty() {
         return if encodings.len() == 1 && encodings[0].eq_ignore_ascii_case("chunked") {
-            Ok(Framing::Chunked)
+            Ok(RequestFraming::Chunked)
         } else {
             Err(HeadError::Malformed(format!(
                 "unsupported Transfer-Encoding: {}",
@@ -204,8 +225,8 @@ fn request_framing(headers: &[httparse::Header<'_>], http10: bool) -> Result<Fra
         };
     }
     match content_length(&lengths).map_err(HeadError::Malformed)? {
-        Some(0) | None => Ok(Framing::None),
-        Some(n) => Ok(Framing::Length(n)),
+        Some(0) | None => Ok(RequestFraming::None),
+        Some(n) => Ok(RequestFraming::Length(n)),
     }
 }
 
@@ -342,7 +363,7 @@ mod tests {
         read_request(&mut Inbound::new(raw.as_bytes(), 4 * MAX_HEAD))
     }
 
-    fn framing_of(raw: &str) -> Framing {
+    fn framing_of(raw: &str) -> RequestFraming {
         parse_request(raw).unwrap().unwrap().framing
     }
 
@@ -357,19 +378,19 @@ mod tests {
     fn request_framing_rules() {
         assert_eq!(
             framing_of("GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Framing::None
+            RequestFraming::None
         );
         assert_eq!(
             framing_of("POST /a HTTP/1.1\r\nContent-Length: 12\r\n\r\n"),
-            Framing::Length(12)
+            RequestFraming::Length(12)
         );
         assert_eq!(
             framing_of("POST /a HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n"),
-            Framing::Length(5)
+            RequestFraming::Length(5)
         );
         assert_eq!(
             framing_of("POST /build HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"),
-            Framing::Chunked
+            RequestFraming::Chunked
         );
     }
 

@@ -17,9 +17,21 @@ use std::io::{self, Write};
 
 /// Writes a complete error response that closes the connection.
 pub fn write_error<W: Write>(dst: &mut W, status: u16, message: &str) -> io::Result<()> {
+    write_json_error(dst, status, message, true)
+}
+
+/// Writes a complete error response; `closes` adds `Connection: close` (the gate ends the
+/// connection after it).
+pub fn write_json_error<W: Write>(
+    dst: &mut W,
+    status: u16,
+    message: &str,
+    closes: bool,
+) -> io::Result<()> {
     let body = format!("{}\n", serde_json::json!({ "message": message }));
+    let connection = if closes { "Connection: close\r\n" } else { "" };
     let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{connection}\r\n",
         reason_phrase(status),
         body.len()
     );
@@ -31,6 +43,8 @@ pub fn write_error<W: Write>(dst: &mut W, status: u16, message: &str) -> io::Res
 fn reason_phrase(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
+        403 => "Forbidden",
+        413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
         503 => "Service Unavailable",

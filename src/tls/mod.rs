@@ -7,10 +7,12 @@
 //! - `revocation`: the CRL index the verifier consults.
 //! - `names`: comparing X.500 names as RFC 5280 does (CRL issuer against CA subject).
 //! - `identity`: subject and serial of a client certificate.
+//! - `handshake`: one server handshake with its deadline, naming the certificate it refuses.
 //! - `stream`: one TLS connection shared by the two copy threads.
 
 pub mod anchors;
 pub mod cdp;
+pub mod handshake;
 pub mod identity;
 pub mod load;
 pub mod names;

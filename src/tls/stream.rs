@@ -6,6 +6,13 @@
 //! - the writer takes the socket-writer lock, then the connection lock (never the reverse);
 //! - the reader never blocks on the writer lock: it only `try_lock`s it to flush protocol replies.
 //!
+//! One exception to the first rule: `flush_replies` writes to the socket with the connection
+//! lock held. It does so only when its `try_lock` got the writer lock, so no other thread can be
+//! waiting on the socket, and the replies (an alert, a KeyUpdate answer) are a few bytes.
+//!
+//! Poisoned locks (see `locks`): the connection lock is not recovered, since a panic inside
+//! rustls can leave it half-updated; only this connection's threads stop.
+//!
 //! The reader reads the socket through its own `Arc`, so a blocked `read` holds no lock at all.
 //! The two halves and the control handle share one socket (one file descriptor per client, not
 //! a `try_clone` each: fewer descriptors per session leaves more before the process limit).

@@ -26,6 +26,7 @@ mod limits;
 mod malformed;
 mod metrics;
 mod pfx;
+mod policy_gate;
 mod policy_oracle;
 mod preauth;
 mod refusals;

@@ -1,0 +1,706 @@
+//! The request side of a session: reads requests from the client, opens the upstream
+//! connection when the first one needs it (and again after a local answer dropped it), checks
+//! each request's framing, and forwards it; the gate's own answers go through the same queue as
+//! forwarded requests (`exchanges`), so every answer leaves in order from the response side.
+//!
+//! Whatever way this side ends (a normal end, an early return, a panic), dropping it finishes
+//! the queue and aborts what is left of the upstream connection, so the response side never
+//! goes on relaying Docker's output for a request side that is gone; a panic also aborts the
+//! client connection.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use log::{error, warn};
+
+use super::answer::LocalAnswer;
+use super::exchanges::Exchanges;
+use super::response::{Hijack, ResponseSide};
+use super::SESSION_THREAD_STACK;
+use crate::audit::{self, Client, Outcome};
+use crate::enforce::PolicyInForce;
+use crate::http::body::{self, RelayError};
+use crate::http::head::{self, RequestFraming, RequestHead};
+use crate::http::inbound::Inbound;
+use crate::http::target::LoggedTarget;
+use crate::policy::decide::{Outcome as PolicyOutcome, Request as PolicyRequest};
+use crate::policy::{Mode, Policy};
+use crate::registry::{Activity, Doing, LiveConn};
+use crate::relay;
+use crate::tls::stream::{TlsControl, TlsReader, TlsWriter};
+use crate::upstream::{Upstream, UpstreamConn, UpstreamRead, UpstreamWrite};
+
+/// Request bodies from this size on get a `request start` record (chunked ones always do): an
+/// upload this large may take long, and must be in the log while it runs.
+const LARGE_UPLOAD: u64 = 1024 * 1024;
+
+/// The queue between the two sides: forwarded requests, upstream connections (their reading
+/// halves), local answers.
+pub type Queue = Exchanges<Forwarded, Box<dyn UpstreamRead>>;
+
+/// Where the upstream connection comes from (Docker's endpoint; a socket pair in tests).
+pub trait Dial: Sync {
+    fn dial(&self) -> io::Result<UpstreamConn>;
+    /// For the 502 message.
+    fn describe(&self) -> String;
+}
+
+impl Dial for Upstream {
+    fn dial(&self) -> io::Result<UpstreamConn> {
+        self.connect()
+    }
+    fn describe(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// A request on its way to Docker (or answered by the gate), as the response side needs it.
+pub struct Forwarded {
+    pub method: String,
+    pub target: LoggedTarget,
+    /// When its head was read.
+    pub started: Instant,
+    /// Filled in by the request side as the body goes through.
+    pub upload: Arc<Upload>,
+    /// A `request start` record was written when the request was forwarded.
+    pub announced: bool,
+    /// The client's role under the access policy (`None`: no policy in force).
+    pub role: Option<String>,
+}
+
+/// How the request body of one exchange went, as the request side reports it.
+#[derive(Default)]
+pub struct Upload {
+    /// Body bytes written to Docker so far, counted as they flow.
+    bytes: AtomicU64,
+    /// The client's connection failed (a reset, a broken TLS record, an end in the middle of
+    /// the body) while this was the latest exchange. The request side sets it before it aborts
+    /// the upstream connection, so the response side, which then sees Docker's side fail, does
+    /// not blame Docker.
+    client_aborted: AtomicBool,
+}
+
+impl Upload {
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn client_aborted(&self) -> bool {
+        self.client_aborted.load(Ordering::SeqCst)
+    }
+
+    fn mark_client_aborted(&self) {
+        self.client_aborted.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Forwarded {
+    /// The audit line for this request, once its answer is complete (or failed).
+    pub fn log(&self, client: &Client, status: Option<u16>, bytes_out: u64, outcome: Outcome) {
+        let outcome = if self.upload.client_aborted() {
+            Outcome::ClientAborted
+        } else {
+            outcome
+        };
+        audit::request(&audit::Exchange {
+            client,
+            method: &self.method,
+            target: &self.target,
+            status,
+            bytes_in: self.upload.bytes(),
+            bytes_out,
+            started: self.started,
+            outcome,
+            role: self.role.as_deref(),
+        });
+    }
+}
+
+/// How the request loop stopped.
+enum RequestsEnd {
+    /// The client ended its side between requests.
+    ClientDone,
+    /// The client or the connection failed; the upstream must not wait for more.
+    Broken,
+    /// The gate answered a request itself and the connection closes after it.
+    Refused,
+    /// A response switched the connection to a raw stream.
+    Hijacked,
+}
+
+/// The request side of one session. See the module doc.
+pub struct RequestSide<'a> {
+    client: Arc<Client>,
+    live: Arc<LiveConn>,
+    inbound: Inbound<TlsReader>,
+    control: TlsControl,
+    dial: &'a dyn Dial,
+    policy: &'a PolicyInForce,
+    /// The writing half toward the client, until the response side starts and takes it.
+    writer: Option<TlsWriter>,
+    /// Once the response side runs: the queue, its verdicts and its thread.
+    responses: Option<Responses>,
+    /// The upstream connection's writing half, once opened (and until dropped).
+    upstream: Option<Box<dyn UpstreamWrite>>,
+    /// Requests forwarded whose verdict (did the answer switch to a raw stream?) is not in.
+    undecided: usize,
+}
+
+struct Responses {
+    queue: Arc<Queue>,
+    /// `None` once hijacked: nothing more is decided.
+    verdicts: Option<Receiver<bool>>,
+    thread: Option<JoinHandle<Option<Hijack>>>,
+}
+
+impl<'a> RequestSide<'a> {
+    pub fn new(
+        client: Arc<Client>,
+        live: Arc<LiveConn>,
+        inbound: Inbound<TlsReader>,
+        writer: TlsWriter,
+        control: TlsControl,
+        dial: &'a dyn Dial,
+        policy: &'a PolicyInForce,
+    ) -> RequestSide<'a> {
+        RequestSide {
+            client,
+            live,
+            inbound,
+            control,
+            dial,
+            policy,
+            writer: Some(writer),
+            responses: None,
+            upstream: None,
+            undecided: 0,
+        }
+    }
+
+    /// Serves requests until the connection ends, waits for the response side, writes the
+    /// session record of a hijacked connection, and lingers (see `conn::linger`).
+    pub fn run(mut self) {
+        let end = self.forward_requests();
+        let raw_in = self.end_requests(end);
+        let hijack = self
+            .responses
+            .as_mut()
+            .and_then(|r| r.thread.take())
+            .and_then(|thread| thread.join().ok().flatten());
+        if let Some(session) = hijack {
+            log_session_end(&self.client, session, raw_in);
+        }
+        super::linger(&mut self.inbound, &self.control);
+    }
+
+    /// What follows the request loop: the raw copy of a hijacked session (its byte count and
+    /// outcome), or telling the upstream connection and the response side that nothing more
+    /// comes.
+    fn end_requests(&mut self, end: RequestsEnd) -> Option<(u64, Outcome)> {
+        let idle = match &end {
+            RequestsEnd::Hijacked => {
+                // The queue and the verdicts are done with; a session may last hours.
+                if let Some(responses) = self.responses.as_mut() {
+                    responses.verdicts = None;
+                }
+                let upstream = self.upstream.as_mut()?;
+                return Some(relay::client_to_upstream(
+                    &mut self.inbound,
+                    &mut **upstream,
+                ));
+            }
+            _ => self.responses.as_ref().is_none_or(|r| r.queue.finish()),
+        };
+        match end {
+            RequestsEnd::ClientDone => {
+                // Like a direct client closing its socket: dockerd ends what it was streaming.
+                if let Some(upstream) = self.upstream.as_mut() {
+                    let _ = upstream.close_write();
+                }
+            }
+            RequestsEnd::Broken => {
+                if let Some(mut upstream) = self.upstream.take() {
+                    upstream.abort();
+                }
+            }
+            RequestsEnd::Refused | RequestsEnd::Hijacked => {}
+        }
+        match self.upstream.take() {
+            // Nothing outstanding: wake the response side rather than wait for Docker to
+            // close (a named pipe or another proxy may never do so).
+            Some(mut upstream) if idle => upstream.abort(),
+            // Answers are outstanding: the response side reads them, then ends.
+            _ => {}
+        }
+        None
+    }
+
+    /// Forwards requests until the client is done, something breaks, the gate answers with
+    /// an answer that closes, or the connection is hijacked.
+    fn forward_requests(&mut self) -> RequestsEnd {
+        let mut latest: Option<Arc<Upload>> = None;
+        loop {
+            let request = match head::read_request(&mut self.inbound) {
+                Ok(Some(request)) => request,
+                Ok(None) => return RequestsEnd::ClientDone,
+                Err(e) => match LocalAnswer::for_head_error(&e) {
+                    Some(answer) => {
+                        audit::request_refused(&self.client, answer.status(), &answer.message());
+                        self.answer(answer, None);
+                        return RequestsEnd::Refused;
+                    }
+                    None => {
+                        if let Some(upload) = &latest {
+                            upload.mark_client_aborted();
+                        }
+                        return RequestsEnd::Broken;
+                    }
+                },
+            };
+            let upload = Arc::new(Upload::default());
+            latest = Some(upload.clone());
+            if let Some(end) = self.forward_request(request, upload) {
+                return end;
+            }
+        }
+    }
+
+    /// Forwards one request and waits for what its answer decides; `Some` when the request
+    /// loop ends here.
+    fn forward_request(
+        &mut self,
+        mut request: RequestHead,
+        upload: Arc<Upload>,
+    ) -> Option<RequestsEnd> {
+        let started = Instant::now();
+        let policy = self.policy.current();
+        let sent_target = policy.as_ref().map(|_| request.target.clone());
+        let target = LoggedTarget::new(std::mem::take(&mut request.target));
+        self.live.set_activity(Activity::Request(Doing::new(
+            &request.method,
+            target.raw.as_deref().unwrap_or(&target.path),
+            &target.path,
+        )));
+        let mut forwarded = Forwarded {
+            method: std::mem::take(&mut request.method),
+            target,
+            started,
+            upload: upload.clone(),
+            announced: false,
+            role: None,
+        };
+        let mut prepared = None;
+        if let (Some(policy), Some(sent_target)) = (&policy, &sent_target) {
+            match self.decide(policy, &request, sent_target, &mut forwarded) {
+                Decided::Forward(bytes) => prepared = Some(bytes),
+                Decided::Answer(answer) => {
+                    let closes = answer.closes();
+                    self.answer(answer, Some(forwarded));
+                    return closes.then_some(RequestsEnd::Refused);
+                }
+                Decided::Broken => return Some(RequestsEnd::Broken),
+            }
+        }
+        if self.upstream.is_none() {
+            if let Err(answer) = self.connect() {
+                self.answer(answer, Some(forwarded));
+                return Some(RequestsEnd::Refused);
+            }
+        }
+        forwarded.announced = match request.framing {
+            RequestFraming::Chunked => true,
+            RequestFraming::Length(n) => n >= LARGE_UPLOAD,
+            RequestFraming::None => false,
+        };
+        if forwarded.announced {
+            audit::request_start(&self.client, &forwarded.method, &forwarded.target, None);
+        }
+        let queue = self.queue()?.clone();
+        queue.forward(forwarded);
+        self.undecided += 1;
+        self.live.work.request_started();
+        let sent = match prepared {
+            Some(prepared) => self.forward_prepared(prepared, &request, &upload),
+            None => self.forward_one(&request, &upload),
+        };
+        if let Err(e) = sent {
+            warn!("peer={}: request not forwarded: {e}", self.client.peer);
+            return Some(RequestsEnd::Broken);
+        }
+        self.await_verdicts(&upload)
+    }
+
+    /// Opens the upstream connection and hands its reading half to the response side.
+    fn connect(&mut self) -> Result<(), LocalAnswer> {
+        let conn = self.dial.dial().map_err(|e| {
+            let message = format!("cannot reach Docker at {}: {e}", self.dial.describe());
+            error!("peer={}: dockgate: {message}", self.client.peer);
+            LocalAnswer::BadGateway(message)
+        })?;
+        let Some(queue) = self.queue() else {
+            return Err(LocalAnswer::ServiceUnavailable(
+                "cannot start a session thread".into(),
+            ));
+        };
+        queue.connected(conn.reader);
+        self.upstream = Some(conn.writer);
+        Ok(())
+    }
+
+    /// Queues the gate's own answer (after the answers before it).
+    fn answer(&mut self, answer: LocalAnswer, request: Option<Forwarded>) {
+        let Some(queue) = self.queue() else { return };
+        if queue.answer_locally(answer, request) {
+            // The response side may be asleep in a read from Docker: wake it (see `exchanges`).
+            if let Some(mut upstream) = self.upstream.take() {
+                upstream.abort();
+            }
+        }
+    }
+
+    /// The queue to the response side, starting that side on first use; `None` when its
+    /// thread cannot start (logged).
+    fn queue(&mut self) -> Option<&Arc<Queue>> {
+        if self.responses.is_none() {
+            let writer = self.writer.take()?;
+            let queue = Arc::new(Queue::new());
+            let (verdict_tx, verdicts) = mpsc::channel();
+            let side = ResponseSide::new(
+                self.client.clone(),
+                self.live.clone(),
+                writer,
+                self.control.clone(),
+                queue.clone(),
+                verdict_tx,
+            );
+            let thread = thread::Builder::new()
+                .name("dockgate-responses".into())
+                .stack_size(SESSION_THREAD_STACK)
+                .spawn(move || side.run());
+            match thread {
+                Ok(thread) => {
+                    self.responses = Some(Responses {
+                        queue,
+                        verdicts: Some(verdicts),
+                        thread: Some(thread),
+                    })
+                }
+                Err(e) => {
+                    error!("peer={}: cannot start a thread: {e}", self.client.peer);
+                    return None;
+                }
+            }
+        }
+        self.responses.as_ref().map(|r| &r.queue)
+    }
+
+    /// Waits until the response side has said, for every request forwarded, whether its answer
+    /// switched the connection to a raw stream; `Some` when one did (or the response side is
+    /// gone), and the client's next bytes are then no HTTP.
+    ///
+    /// It first waits for those next bytes (or the client's end): a client sends its next
+    /// request only after it has read the answer to the last one, so the verdict is in by then
+    /// and taking it costs no extra wake-up; and bytes a client sends before a `101` stay
+    /// unparsed in the buffer until it is known what they are.
+    fn await_verdicts(&mut self, latest: &Upload) -> Option<RequestsEnd> {
+        let next = self.inbound.fill().map(|bytes| bytes.is_empty());
+        let verdicts = self.responses.as_ref()?.verdicts.as_ref()?;
+        while self.undecided > 0 {
+            match verdicts.recv() {
+                // The raw copy starts with what is buffered, and meets the end or the error
+                // of the client's stream itself.
+                Ok(true) => return Some(RequestsEnd::Hijacked),
+                Ok(false) => self.undecided -= 1,
+                Err(_) => return Some(RequestsEnd::Broken),
+            }
+        }
+        match next {
+            Ok(false) => None,
+            Ok(true) => Some(RequestsEnd::ClientDone),
+            Err(_) => {
+                latest.mark_client_aborted();
+                Some(RequestsEnd::Broken)
+            }
+        }
+    }
+
+    /// Sends one request head unchanged and relays its body, counting the body bytes in
+    /// `upload` as they go (also when the body is cut).
+    fn forward_one(&mut self, request: &RequestHead, upload: &Upload) -> Result<(), RelayError> {
+        let Some(upstream) = self.upstream.as_mut() else {
+            return Err(RelayError::Sink(io::ErrorKind::NotConnected.into()));
+        };
+        upstream
+            .write_all(&self.inbound.buffered()[..request.len])
+            .map_err(RelayError::Sink)?;
+        self.inbound.consume(request.len);
+        self.relay_body(request.framing, upload)
+    }
+
+    /// Sends a request whose head (and body, when the policy needed it) the decision already
+    /// took out of the client's buffer: exactly the bytes as received.
+    fn forward_prepared(
+        &mut self,
+        prepared: Prepared,
+        request: &RequestHead,
+        upload: &Upload,
+    ) -> Result<(), RelayError> {
+        let Some(upstream) = self.upstream.as_mut() else {
+            return Err(RelayError::Sink(io::ErrorKind::NotConnected.into()));
+        };
+        upstream
+            .write_all(&prepared.head)
+            .map_err(RelayError::Sink)?;
+        match prepared.body {
+            Some((raw, payload)) => {
+                upstream.write_all(&raw).map_err(RelayError::Sink)?;
+                upload.bytes.fetch_add(payload, Ordering::Relaxed);
+                Ok(())
+            }
+            None => self.relay_body(request.framing, upload),
+        }
+    }
+
+    /// Relays the body of the request whose head was just sent, counting it in `upload` as it
+    /// goes (also when it is cut).
+    fn relay_body(&mut self, framing: RequestFraming, upload: &Upload) -> Result<(), RelayError> {
+        let Some(upstream) = self.upstream.as_mut() else {
+            return Err(RelayError::Sink(io::ErrorKind::NotConnected.into()));
+        };
+        let mut sent = &upload.bytes;
+        let result = match framing {
+            RequestFraming::None => Ok(()),
+            RequestFraming::Length(n) => {
+                body::relay_length(&mut self.inbound, &mut **upstream, n, &mut sent)
+            }
+            RequestFraming::Chunked => {
+                body::relay_chunked(&mut self.inbound, &mut **upstream, &mut sent)
+            }
+        };
+        if matches!(
+            result,
+            Err(RelayError::Source(_) | RelayError::Malformed(_))
+        ) {
+            // Before the caller aborts the upstream connection (see `Upload`).
+            upload.mark_client_aborted();
+        }
+        result
+    }
+
+    /// Decides one request under the policy before anything of it reaches Docker. Takes the
+    /// head (and, when the decision needs it, the whole body, at most `POLICY_BODY_LIMIT`) out
+    /// of the client's buffer, so that what is forwarded is exactly what was decided on.
+    fn decide(
+        &mut self,
+        policy: &Policy,
+        request: &RequestHead,
+        target: &str,
+        forwarded: &mut Forwarded,
+    ) -> Decided {
+        let live = self.live.clone();
+        let who = live.cert_identity();
+        let head = self.inbound.buffered()[..request.len].to_vec();
+        self.inbound.consume(request.len);
+        let mut body = None;
+        let mut decoded = Vec::new();
+        if request.framing != RequestFraming::None
+            && policy.needs_body(who, &forwarded.method, target)
+        {
+            match self.read_body(request.framing) {
+                Ok((raw, payload)) => {
+                    decoded = match request.framing {
+                        RequestFraming::Chunked => body::dechunk(&raw).unwrap_or_default(),
+                        _ => raw.clone(),
+                    };
+                    body = Some((raw, payload));
+                }
+                Err(BodyError::TooLarge) => {
+                    return Decided::Answer(LocalAnswer::PayloadTooLarge(POLICY_BODY_LIMIT))
+                }
+                Err(BodyError::Broken) => {
+                    forwarded.upload.mark_client_aborted();
+                    return Decided::Broken;
+                }
+            }
+        }
+        let headers = head::request_headers(&head);
+        let decision = policy.decide(
+            who,
+            &PolicyRequest {
+                method: &forwarded.method,
+                target,
+                headers: &headers,
+                body: &decoded,
+            },
+        );
+        forwarded.role = Some(decision.role.clone());
+        if !decision.allowed() {
+            let enforced = policy.mode == Mode::Enforce;
+            audit::request_denied(&audit::Denial {
+                client: &self.client,
+                method: &forwarded.method,
+                target: &forwarded.target,
+                role: &decision.role,
+                rule: &decision.rule,
+                field: decision.field.as_deref(),
+                message: &decision.message,
+                enforced,
+            });
+            if enforced {
+                let answer = match decision.outcome {
+                    PolicyOutcome::BadRequest => LocalAnswer::BadRequest(
+                        decision
+                            .message
+                            .strip_prefix("dockgate: bad request: ")
+                            .unwrap_or(&decision.message)
+                            .to_string(),
+                    ),
+                    _ => LocalAnswer::Forbidden(decision.message),
+                };
+                // A denial keeps the connection: the body it did not read is read and dropped.
+                if !answer.closes() && body.is_none() {
+                    let dropped = Upload::default();
+                    if self.discard_body(request.framing, &dropped).is_err() {
+                        forwarded.upload.mark_client_aborted();
+                        return Decided::Broken;
+                    }
+                }
+                return Decided::Answer(answer);
+            }
+        }
+        Decided::Forward(Prepared { head, body })
+    }
+
+    /// Reads a whole request body (as received, and its payload size) for the decision.
+    fn read_body(&mut self, framing: RequestFraming) -> Result<(Vec<u8>, u64), BodyError> {
+        match framing {
+            RequestFraming::None => Ok((Vec::new(), 0)),
+            RequestFraming::Length(n) if n > POLICY_BODY_LIMIT => Err(BodyError::TooLarge),
+            RequestFraming::Length(n) => {
+                let mut raw = Vec::with_capacity(n as usize);
+                body::relay_length(&mut self.inbound, &mut raw, n, &mut 0u64)
+                    .map_err(|_| BodyError::Broken)?;
+                Ok((raw, n))
+            }
+            RequestFraming::Chunked => {
+                let mut capped = Capped {
+                    out: Vec::new(),
+                    // The payload limit, with room for the framing of small chunks.
+                    cap: 2 * POLICY_BODY_LIMIT as usize + 64 * 1024,
+                };
+                let mut payload = 0u64;
+                match body::relay_chunked(&mut self.inbound, &mut capped, &mut payload) {
+                    Ok(()) if payload <= POLICY_BODY_LIMIT => Ok((capped.out, payload)),
+                    Ok(()) | Err(RelayError::Sink(_)) => Err(BodyError::TooLarge),
+                    Err(_) => Err(BodyError::Broken),
+                }
+            }
+        }
+    }
+
+    /// Reads and drops the body of a request that is answered without being forwarded.
+    fn discard_body(&mut self, framing: RequestFraming, tally: &Upload) -> Result<(), RelayError> {
+        let mut sink = io::sink();
+        let mut count = &tally.bytes;
+        match framing {
+            RequestFraming::None => Ok(()),
+            RequestFraming::Length(n) => {
+                body::relay_length(&mut self.inbound, &mut sink, n, &mut count)
+            }
+            RequestFraming::Chunked => {
+                body::relay_chunked(&mut self.inbound, &mut sink, &mut count)
+            }
+        }
+    }
+}
+
+/// The most of a request body the gate reads to decide on it: larger ones get 413 (dockerd's
+/// AuthZ plugins were bypassed by bodies over their limit, CVE-2026-34040).
+const POLICY_BODY_LIMIT: u64 = 1024 * 1024;
+
+/// What the policy made of a request.
+enum Decided {
+    /// Forward these bytes (head, and the body if it was read).
+    Forward(Prepared),
+    /// Answer locally instead.
+    Answer(LocalAnswer),
+    /// The client failed while its body was read.
+    Broken,
+}
+
+/// A request taken out of the client's buffer for its decision.
+struct Prepared {
+    head: Vec<u8>,
+    /// The body as received (re-chunked like every relayed chunked body) and its payload size.
+    body: Option<(Vec<u8>, u64)>,
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+/// A `Vec` writer that refuses to grow past `cap`.
+struct Capped {
+    out: Vec<u8>,
+    cap: usize,
+}
+
+impl io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.out.len() + buf.len() > self.cap {
+            return Err(io::Error::other("request body over the policy's limit"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RequestSide<'_> {
+    /// The guard of the two-thread protocol: however this side ends, the response side learns
+    /// that no more requests come, and a response side blocked on Docker is woken.
+    fn drop(&mut self) {
+        if let Some(responses) = &self.responses {
+            responses.queue.finish();
+        }
+        if let Some(mut upstream) = self.upstream.take() {
+            upstream.abort();
+        }
+        if thread::panicking() {
+            error!(
+                "peer={}: the request side failed; closing the connection",
+                self.client.peer
+            );
+            self.control.abort();
+        }
+    }
+}
+
+fn log_session_end(client: &Client, session: Hijack, raw_in: Option<(u64, Outcome)>) {
+    crate::metrics::SESSIONS_OPEN.dec();
+    let (bytes_in_raw, outcome_in) = raw_in.unwrap_or((0, Outcome::ClientAborted));
+    // Whichever direction failed says how the session ended; the client's side first.
+    let outcome = match (outcome_in, session.outcome) {
+        (Outcome::ClientAborted, _) | (_, Outcome::ClientAborted) => Outcome::ClientAborted,
+        (Outcome::UpstreamClosed, _) | (_, Outcome::UpstreamClosed) => Outcome::UpstreamClosed,
+        _ => Outcome::Complete,
+    };
+    audit::session_end(&audit::Exchange {
+        client,
+        method: &session.request.method,
+        target: &session.request.target,
+        status: Some(101),
+        bytes_in: session.request.upload.bytes() + bytes_in_raw,
+        bytes_out: session.bytes_out,
+        started: session.request.started,
+        outcome,
+        role: session.request.role.as_deref(),
+    });
+}
