@@ -8,8 +8,11 @@
 //!   `outcome` (`complete`, `client_aborted`, `upstream_closed`);
 //! - `session start` / `session end`: a connection dockerd switched to a raw stream (attach,
 //!   exec, BuildKit), recognised from dockerd's answer, never from the path;
+//! - `request denied` / `would deny`: a request the access policy denies (or, in audit mode,
+//!   would deny), with the role, the rule and the field;
 //! - `request refused`: a request head the gate refused before anything reached Docker (400,
 //!   431), with the status and the reason;
+//! - `connection refused`: a verified client turned away by a connection limit (503);
 //! - `connection cut`: a live connection the gate ended (revocation, expiry, shutdown), with
 //!   what it was doing;
 //! - `handshake refused`: with the subject and serial the refused certificate claims;
@@ -141,6 +144,19 @@ pub fn request_refused(client: &Client, status: u16, reason: &str) {
         ("reason", Value::from(reason)),
     ];
     emit(Level::Warn, "request refused", &fields);
+}
+
+/// A verified client's connection the gate turned away before serving it (a connection limit
+/// reached): it got `status` and was closed.
+pub fn connection_refused(client: &Client, status: u16, reason: &str) {
+    let fields: Fields<'_> = vec![
+        ("peer", Value::from_display(&client.peer)),
+        ("subject", Value::from(client.identity.subject.as_str())),
+        ("serial", Value::from(client.identity.serial.as_str())),
+        ("status", Value::from(status)),
+        ("reason", Value::from(reason)),
+    ];
+    emit(Level::Warn, "connection refused", &fields);
 }
 
 /// A live connection the gate ended, and why.

@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use log::warn;
-
-use crate::audit::Client;
+use crate::audit::{self, Client};
 use crate::http::write_error;
 use crate::metrics;
 use crate::tls::identity::CertFacts;
@@ -136,13 +134,7 @@ pub fn refuse(
             )
         }
     };
-    warn!(target: "dockgate::audit",
-        peer:% = client.peer,
-        subject = client.identity.subject.as_str(),
-        serial = client.identity.serial.as_str(),
-        status = 503,
-        reason = format!("{flag} reached").as_str();
-        "connection refused");
+    audit::connection_refused(client, 503, &format!("{flag} reached"));
     let _ = write_error(&mut writer, 503, &message);
     let _ = writer.shutdown_write();
     control.set_read_timeout(Some(REFUSAL_LINGER));
