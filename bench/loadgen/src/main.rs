@@ -58,7 +58,9 @@ fn parse_args() -> (String, Args) {
 }
 
 fn arg<T: std::str::FromStr>(args: &Args, key: &str, default: T) -> T {
-    args.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn die(msg: &str) -> ! {
@@ -103,7 +105,9 @@ struct Target {
 
 impl Target {
     fn from_args(args: &Args) -> Target {
-        let t = args.get("target").unwrap_or_else(|| die("--target is required"));
+        let t = args
+            .get("target")
+            .unwrap_or_else(|| die("--target is required"));
         let (tcp, unix) = if let Some(a) = t.strip_prefix("tcp://") {
             (Some(a.to_string()), None)
         } else if let Some(p) = t.strip_prefix("unix://") {
@@ -111,7 +115,9 @@ impl Target {
         } else {
             die("target must be tcp://IP:PORT or unix:///path")
         };
-        let tls = args.get("tls").map(|dir| Arc::new(tls_config(Path::new(dir))));
+        let tls = args
+            .get("tls")
+            .map(|dir| Arc::new(tls_config(Path::new(dir))));
         Target { tcp, unix, tls }
     }
 
@@ -140,14 +146,17 @@ impl Target {
 
 fn tls_config(dir: &Path) -> ClientConfig {
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap_or_else(|e| die(&e.to_string())) {
+    for cert in
+        CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap_or_else(|e| die(&e.to_string()))
+    {
         roots.add(cert.unwrap()).unwrap();
     }
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("cert.pem"))
         .unwrap_or_else(|e| die(&e.to_string()))
         .map(|c| c.unwrap())
         .collect();
-    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap_or_else(|e| die(&e.to_string()));
+    let key =
+        PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap_or_else(|e| die(&e.to_string()));
     let mut cfg = ClientConfig::builder()
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
@@ -170,14 +179,19 @@ struct Head {
 
 impl<S: Read> Http<S> {
     fn new(s: S) -> Self {
-        Http { r: BufReader::with_capacity(16 * 1024, s) }
+        Http {
+            r: BufReader::with_capacity(16 * 1024, s),
+        }
     }
 
     /// Reads one response; skips its body unless `head_only` (101 or a stream left open).
     fn response(&mut self, head_only: bool) -> io::Result<Head> {
         let mut line = String::new();
         if self.r.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
         }
         let status: u16 = line
             .split_whitespace()
@@ -269,10 +283,19 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     sorted[i] as f64
 }
 
-fn report(kind: &str, mut lat_us: Vec<u32>, errors: u64, first_error: Option<String>, elapsed: f64, extra: &str) {
+fn report(
+    kind: &str,
+    mut lat_us: Vec<u32>,
+    errors: u64,
+    first_error: Option<String>,
+    elapsed: f64,
+    extra: &str,
+) {
     lat_us.sort_unstable();
     let n = lat_us.len();
-    let err = first_error.map(|e| format!("{e:?}")).unwrap_or_else(|| "null".into());
+    let err = first_error
+        .map(|e| format!("{e:?}"))
+        .unwrap_or_else(|| "null".into());
     println!(
         "{{\"kind\":\"{kind}\",\"ok\":{n},\"errors\":{errors},\"first_error\":{err},\"secs\":{elapsed:.3},\
          \"rate\":{:.1},\"p50_us\":{:.0},\"p99_us\":{:.0}{extra}}}",
@@ -338,7 +361,11 @@ fn cmd_ping(args: &Args) {
             }
             let h = conn.as_mut().unwrap();
             let t = Instant::now();
-            let res = h.r.get_mut().write_all(&req).and_then(|_| h.r.get_mut().flush()).and_then(|_| h.response(false));
+            let res =
+                h.r.get_mut()
+                    .write_all(&req)
+                    .and_then(|_| h.r.get_mut().flush())
+                    .and_then(|_| h.response(false));
             match res {
                 Ok(head) if head.status == 200 => lat.push(t.elapsed().as_micros() as u32),
                 Ok(head) => {
@@ -354,7 +381,14 @@ fn cmd_ping(args: &Args) {
         }
         (lat, errors, first)
     });
-    report("ping", lat, errors, first, elapsed, &format!(",\"conns\":{conns}"));
+    report(
+        "ping",
+        lat,
+        errors,
+        first,
+        elapsed,
+        &format!(",\"conns\":{conns}"),
+    );
 }
 
 fn cmd_handshake(args: &Args) {
@@ -388,7 +422,14 @@ fn cmd_handshake(args: &Args) {
         }
         (lat, errors, first)
     });
-    report("handshake", lat, errors, first, elapsed, &format!(",\"conns\":{conns}"));
+    report(
+        "handshake",
+        lat,
+        errors,
+        first,
+        elapsed,
+        &format!(",\"conns\":{conns}"),
+    );
 }
 
 fn proc_mem(pids: &[u32]) -> (u64, u64, u64) {
@@ -414,7 +455,10 @@ fn proc_mem(pids: &[u32]) -> (u64, u64, u64) {
 fn cmd_idle(args: &Args) {
     let target = Target::from_args(args);
     let n: usize = arg(args, "n", 1000);
-    let path = args.get("path").cloned().unwrap_or_else(|| die("--path is required"));
+    let path = args
+        .get("path")
+        .cloned()
+        .unwrap_or_else(|| die("--path is required"));
     let method = args.get("method").cloned().unwrap_or_else(|| "GET".into());
     let upgrade = args.contains_key("upgrade");
     let settle: f64 = arg(args, "settle", 2.0);
@@ -478,7 +522,9 @@ fn cmd_idle(args: &Args) {
     let open_secs = start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs_f64(settle));
     let after = proc_mem(&pids);
-    let err = first.map(|e| format!("{e:?}")).unwrap_or_else(|| "null".into());
+    let err = first
+        .map(|e| format!("{e:?}"))
+        .unwrap_or_else(|| "null".into());
     println!(
         "{{\"kind\":\"idle\",\"ok\":{},\"errors\":{errors},\"first_error\":{err},\"open_secs\":{open_secs:.2},\
          \"rss_kib_before\":{},\"pss_kib_before\":{},\"threads_before\":{},\
@@ -508,7 +554,10 @@ fn cmd_ready(args: &Args) {
         });
         match res {
             Ok(h) if h.status == 200 => {
-                println!("{{\"kind\":\"ready\",\"ms\":{}}}", start.elapsed().as_millis());
+                println!(
+                    "{{\"kind\":\"ready\",\"ms\":{}}}",
+                    start.elapsed().as_millis()
+                );
                 return;
             }
             Ok(h) => last = format!("status {}", h.status),
@@ -583,12 +632,16 @@ fn send_and_count(mut h: Http<Box<dyn Stream>>, bytes: u64) -> io::Result<u64> {
 // The minimal upstream
 
 fn cmd_upstream(args: &Args) {
-    let path = args.get("listen").unwrap_or_else(|| die("--listen is required"));
+    let path = args
+        .get("listen")
+        .unwrap_or_else(|| die("--listen is required"));
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path).unwrap_or_else(|e| die(&format!("bind {path}: {e}")));
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        let _ = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || serve_upstream(stream));
+        let _ = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || serve_upstream(stream));
     }
 }
 
@@ -633,7 +686,8 @@ fn serve_upstream(stream: UnixStream) {
             return;
         }
         if stream_out.is_some() || stream_in {
-            let _ = w.write_all(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
+            let _ = w
+                .write_all(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
             match stream_out {
                 Some(n) => upstream_send(r, w, n),
                 None => upstream_count(r, w),
