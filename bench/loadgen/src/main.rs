@@ -4,6 +4,9 @@
 //!       keep-alive GET requests on N connections (one thread each): req/s, p50, p99.
 //!   dgbench handshake --target T --tls DIR --conns N --secs S
 //!       a new TCP + full mTLS handshake (no resumption) + one GET /_ping per request.
+//!   dgbench create    --target T [--tls DIR] --conns N --secs S --body FILE [--api /v1.41]
+//!       keep-alive `POST /containers/create` with FILE as the JSON body, each followed by a
+//!       `DELETE /containers/ID?force=1`: create+remove pairs/s, p50 and p99 of the create.
 //!   dgbench idle      --target T [--tls DIR] --n N --path P [--method POST] [--upgrade]
 //!                     [--pids 1,2,...] [--settle S]
 //!       opens N sessions (hijacked with --upgrade, else a streaming GET such as /events), waits
@@ -186,6 +189,21 @@ impl<S: Read> Http<S> {
 
     /// Reads one response; skips its body unless `head_only` (101 or a stream left open).
     fn response(&mut self, head_only: bool) -> io::Result<Head> {
+        self.read_response(head_only, None)
+    }
+
+    /// Reads one response and returns its body (for answers the client needs, such as an ID).
+    fn response_with_body(&mut self) -> io::Result<(Head, Vec<u8>)> {
+        let mut body = Vec::new();
+        let head = self.read_response(false, Some(&mut body))?;
+        Ok((head, body))
+    }
+
+    fn read_response(
+        &mut self,
+        head_only: bool,
+        mut body: Option<&mut Vec<u8>>,
+    ) -> io::Result<Head> {
         let mut line = String::new();
         if self.r.read_line(&mut line)? == 0 {
             return Err(io::Error::new(
@@ -239,23 +257,28 @@ impl<S: Read> Http<S> {
                     }
                     break;
                 }
-                self.skip(size + 2)?;
+                self.skip(size, body.as_deref_mut())?;
+                self.skip(2, None)?;
             }
         } else if let Some(n) = length {
-            self.skip(n)?;
+            self.skip(n, body)?;
         } else {
             return Err(io::Error::other("response without length on keep-alive"));
         }
         Ok(Head { status })
     }
 
-    fn skip(&mut self, mut n: u64) -> io::Result<()> {
+    /// Consumes `n` body bytes, keeping them in `keep` if given.
+    fn skip(&mut self, mut n: u64, mut keep: Option<&mut Vec<u8>>) -> io::Result<()> {
         while n > 0 {
             let buf = self.r.fill_buf()?;
             if buf.is_empty() {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in body"));
             }
             let k = (buf.len() as u64).min(n) as usize;
+            if let Some(keep) = keep.as_deref_mut() {
+                keep.extend_from_slice(&buf[..k]);
+            }
             self.r.consume(k);
             n -= k as u64;
         }
@@ -430,6 +453,103 @@ fn cmd_handshake(args: &Args) {
         elapsed,
         &format!(",\"conns\":{conns}"),
     );
+}
+
+/// `create`: on each keep-alive connection, `POST /containers/create` with the body of `--body`
+/// (a docker CLI create body), then `DELETE /containers/ID?force=1` of what it made: a `docker
+/// create` + `docker rm` pair, so dockerd's state stays the same during the run. Latency is the
+/// create's alone; the rate counts pairs where both answers were right (201, then 204).
+fn cmd_create(args: &Args) {
+    let target = Target::from_args(args);
+    let conns: usize = arg(args, "conns", 4);
+    let secs: f64 = arg(args, "secs", 3.0);
+    let api = args.get("api").cloned().unwrap_or_else(|| "/v1.41".into());
+    let file = args
+        .get("body")
+        .unwrap_or_else(|| die("--body FILE is required"));
+    let body = std::fs::read(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
+    // The head the docker CLI sends with it (Content-Type decides whether the gate reads JSON).
+    let mut create = format!(
+        "POST {api}/containers/create HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: dgbench\r\n\
+         Content-Length: {}\r\nContent-Type: application/json\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    create.extend_from_slice(&body);
+    let (lat, errors, first, elapsed) = run_workers(conns, secs, move |stop| {
+        let mut lat = Vec::new();
+        let mut errors = 0;
+        let mut first = None;
+        let mut conn: Option<Http<Box<dyn Stream>>> = None;
+        while !stop.load(Ordering::Relaxed) {
+            if conn.is_none() {
+                match target.connect() {
+                    Ok(s) => conn = Some(Http::new(s)),
+                    Err(e) => {
+                        errors += 1;
+                        first.get_or_insert(format!("connect: {e}"));
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                }
+            }
+            match create_and_remove(conn.as_mut().unwrap(), &create, &api) {
+                Ok(create_us) => lat.push(create_us),
+                Err(e) => {
+                    errors += 1;
+                    first.get_or_insert(e.to_string());
+                    conn = None;
+                }
+            }
+        }
+        (lat, errors, first)
+    });
+    report(
+        "create",
+        lat,
+        errors,
+        first,
+        elapsed,
+        &format!(",\"conns\":{conns}"),
+    );
+}
+
+/// One create + force-remove on a keep-alive connection: the create's microseconds, or an
+/// error naming the unexpected answer (the connection is then dropped by the caller).
+fn create_and_remove(h: &mut Http<Box<dyn Stream>>, create: &[u8], api: &str) -> io::Result<u32> {
+    let t = Instant::now();
+    h.r.get_mut().write_all(create)?;
+    h.r.get_mut().flush()?;
+    let (head, body) = h.response_with_body()?;
+    let create_us = t.elapsed().as_micros() as u32;
+    let text = String::from_utf8_lossy(&body);
+    if head.status != 201 {
+        return Err(io::Error::other(format!(
+            "create: status {}: {}",
+            head.status,
+            text.trim()
+        )));
+    }
+    let id = text
+        .split("\"Id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| io::Error::other(format!("create: no Id in {text:?}")))?
+        .to_string();
+    let remove = format!(
+        "DELETE {api}/containers/{id}?force=1 HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: dgbench\r\n\r\n"
+    );
+    h.r.get_mut().write_all(remove.as_bytes())?;
+    h.r.get_mut().flush()?;
+    let head = h.response(false)?;
+    if head.status != 204 {
+        return Err(io::Error::other(format!(
+            "remove {id}: status {}",
+            head.status
+        )));
+    }
+    Ok(create_us)
 }
 
 fn proc_mem(pids: &[u32]) -> (u64, u64, u64) {
@@ -742,10 +862,13 @@ fn main() {
     match cmd.as_str() {
         "ping" => cmd_ping(&args),
         "handshake" => cmd_handshake(&args),
+        "create" => cmd_create(&args),
         "idle" => cmd_idle(&args),
         "ready" => cmd_ready(&args),
         "stream" => cmd_stream(&args),
         "upstream" => cmd_upstream(&args),
-        _ => die("usage: dgbench ping|handshake|idle|ready|stream|upstream ... (see src/main.rs)"),
+        _ => die(
+            "usage: dgbench ping|handshake|create|idle|ready|stream|upstream ... (see src/main.rs)",
+        ),
     }
 }
