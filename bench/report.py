@@ -25,7 +25,7 @@ for r in raw:
 def ok(r):
     if r.get("ok") is False:
         return False
-    if isinstance(r.get("ok"), int) and r.get("kind") in ("ping", "handshake") and r["ok"] == 0:
+    if isinstance(r.get("ok"), int) and r.get("kind") in ("ping", "handshake", "create") and r["ok"] == 0:
         return False
     return True
 
@@ -139,6 +139,11 @@ P(f"- Settings: {s['reps']} repetitions per cell ({s.get('stream_reps', s['reps'
   f"docker CLI, {s.get('raw_reps', s.get('stream_reps', s['reps']))} for the raw streams; median shown, "
   f"± is half the min–max range relative to the median), {s['secs_per_load_run']} s per load run, "
   f"{s['stream_mib']} MiB per stream, {s['idle_sessions']} idle sessions.")
+loads = [r["loadavg1"] for r in raw if isinstance(r.get("loadavg1"), (int, float))]
+if loads:
+    results["loadavg1"] = {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}
+    P(f"- Load average (1 min) while measuring: {min(loads):.1f}–{max(loads):.1f} (median "
+      f"{statistics.median(loads):.1f}) on {m['cores']} cores; above {m['cores']} other jobs shared the machine.")
 P("")
 
 # ---- revocation sanity
@@ -212,6 +217,78 @@ if fails:
     for f in fails:
         P(f"| {f['scenario']} | {f['contender']} | {f['failed_runs']}/{f['runs']} | {f['errors']} | "
           f"{(f['reason'] or '').replace('|', '/')[:220]} |")
+    P("")
+
+# ---- side by side within each rep (contenders of one rep ran back to back)
+def paired(scenario, a, b, field="rate"):
+    """a ÷ b per rep (only reps where both succeeded): (median of the ratios, min, max, n)."""
+    runs_a = {r["rep"]: r.get(field) for r in by.get((scenario, a), []) if ok(r)}
+    runs_b = {r["rep"]: r.get(field) for r in by.get((scenario, b), []) if ok(r)}
+    ratios = [runs_a[k] / runs_b[k] for k in runs_a if runs_a[k] and runs_b.get(k)]
+    if not ratios:
+        return None
+    return statistics.median(ratios), min(ratios), max(ratios), len(ratios)
+
+
+def fmt_paired(pr, invert=False):
+    if pr is None:
+        return "–"
+    med, lo, hi, n = pr
+    if invert:
+        med, lo, hi = 1 / med, 1 / hi, 1 / lo
+    return f"{med:.3f}× ({lo:.2f}–{hi:.2f}, {n} reps)"
+
+
+# ---- access policy (issue #12) and an older build, side by side
+POLICY = [c for c in ("dockgate", "dockgate-ci", "dockgate-admin", "dockgate-old")
+          if by.get(("policy_ping16", c)) or by.get(("policy_create", c))]
+POLICY_LABEL = {"dockgate": "no policy", "dockgate-ci": "policy, role ci (bodies inspected)",
+                "dockgate-admin": "policy, role admin (all)", "dockgate-old": "older build, no policy"}
+policy_rows = [
+    ("policy_ping16_rps", "keep-alive GET /_ping, 16 conns: req/s", "policy_ping16", "rate", True, "{:,.0f}", ""),
+    ("policy_ping16_p99", "  ... p99 latency", "policy_ping16", "p99_us", False, "{:,.0f}", " µs"),
+    ("policy_ping16_cpu", "  ... gate CPU µs per request", "policy_ping16", "gate_us_per_req", False, "{:.1f}", " µs"),
+    ("policy_create_rps", "container create + remove (CLI body, 4 conns): pairs/s", "policy_create", "rate", True,
+     "{:,.0f}", ""),
+    ("policy_create_p50", "  ... p50 latency of the create", "policy_create", "p50_us", False, "{:,.0f}", " µs"),
+    ("policy_create_p99", "  ... p99 latency of the create", "policy_create", "p99_us", False, "{:,.0f}", " µs"),
+    ("policy_create_cpu", "  ... gate CPU µs per pair", "policy_create", "gate_us_per_req", False, "{:.1f}", " µs"),
+]
+results["policy"] = {}
+if POLICY:
+    versus = [(c, "dockgate") for c in ("dockgate-ci", "dockgate-admin") if c in POLICY]
+    if "dockgate-old" in POLICY:
+        versus.append(("dockgate", "dockgate-old"))
+    vlabel = {("dockgate-ci", "dockgate"): "ci ÷ none", ("dockgate-admin", "dockgate"): "admin ÷ none",
+              ("dockgate", "dockgate-old"): "this build ÷ older"}
+    P("## Access policy overhead, side by side")
+    P("")
+    P("The same dockgate three times in front of the same dockerd: without `--policy`, with the client in a "
+      "`ci` role (every container create body read and checked field by field) and in an `admin` role "
+      "(`allow = [\"all\"]`, bodies not inspected)"
+      + (", plus an older build without a policy (`DOCKGATE_OLD`)" if "dockgate-old" in POLICY else "")
+      + ". Within each rep the contenders run back to back (the order rotates every rep). The create "
+      "body is the docker CLI's own (`docker create -e FOO=bar IMG sleep 1`, 1.7 KB); each create is "
+      "followed by a forced remove on the same connection. Ratio columns: the median of the per-rep "
+      "ratios (min–max over the reps); > 1 is better for the first named in every row (inverted for "
+      "latencies and CPU).")
+    P("")
+    P("| metric | " + " | ".join(POLICY_LABEL[c] for c in POLICY) + " | "
+      + " | ".join(vlabel[v] for v in versus) + " |")
+    P("|---|" + "---|" * (len(POLICY) + len(versus)))
+    for key, label, sc, field, higher, fmt, unit in policy_rows:
+        row = {c: stat(sc, c, field) for c in POLICY}
+        if not any(r.get("n") for r in row.values()):
+            continue
+        entry = {"label": label, "by_contender": row, "ratios": {}}
+        cells = []
+        for a, b in versus:
+            pr = paired(sc, a, b, field)
+            entry["ratios"][f"{a}/{b}"] = pr and {"median": pr[0], "min": pr[1], "max": pr[2], "reps": pr[3],
+                                                  "higher_is_better": higher}
+            cells.append(fmt_paired(pr, invert=not higher))
+        results["policy"][key] = entry
+        P(f"| {label} | " + " | ".join(cell(row[c], 1, fmt, unit) for c in POLICY) + " | " + " | ".join(cells) + " |")
     P("")
 
 # ---- mini upstream
@@ -313,6 +390,20 @@ dg, dt = metric_median("handshake16_rps", "dockgate"), metric_median("handshake1
 if dg and dt:
     target("handshakes/s at 16 clients >= 0.95x dockerd's own TLS port (issue #11)", dg >= 0.95 * dt,
            f"dockgate {dg:,.0f}, dockerd-tls {dt:,.0f}: {dg / dt:.2f}x")
+hs = paired("handshake16", "dockgate", "dockerd-tls")
+if hs:
+    target("handshakes/s at 16 clients, per rep (back to back) >= 0.95x dockerd's own TLS port (issue #11)",
+           hs[0] >= 0.95, f"median of per-rep ratios {fmt_paired(hs)}")
+for c, name in (("dockgate-ci", "ci role"), ("dockgate-admin", "admin role")):
+    for sc, what in (("policy_ping16", "keep-alive req/s"), ("policy_create", "create+remove pairs/s")):
+        pr = paired(sc, c, "dockgate")
+        if pr:
+            target(f"{what} with a policy ({name}) within 5% of no policy (issue #12)", pr[0] >= 0.95,
+                   f"per-rep ratio {fmt_paired(pr)}")
+pr = paired("policy_ping16", "dockgate", "dockgate-old")
+if pr:
+    target("keep-alive req/s of this build >= 0.95x the older build (DOCKGATE_OLD, issue #11)", pr[0] >= 0.95,
+           f"per-rep ratio {fmt_paired(pr)}")
 dgc = {e["entries"]: e["handshakes_per_s"] for e in results["crl"] if e["contender"] == "dockgate" and "handshakes_per_s" in e}
 if dgc:
     lo, hi = min(dgc), max(dgc)
@@ -342,7 +433,7 @@ if rss:
     target(f"{s['idle_sessions']} idle hijacked sessions < 64 MiB RSS", rss / 1024 < 64, f"{rss / 1024:,.1f} MiB")
 results["targets"] = targets
 if targets:
-    P("## Targets (issues #4 and #11)")
+    P("## Targets (issues #4, #11 and #12)")
     P("")
     P("| target | met | measured |")
     P("|---|---|---|")

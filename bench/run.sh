@@ -5,11 +5,16 @@
 #
 # Writes bench/results.json and docs/BENCHMARKS.md and prints a summary. Root, Debian, 127.0.0.1 only.
 # Knobs (environment): REPS (3) STREAM_REPS (2) RAW_REPS (5) SECS (2, per load run) STREAM_MB (1024) IDLE_N (1000)
-#   CRL_SIZES ("10 100000 1000000") SKIP ("" or words of: ping handshake stream idle runi crl mini)
+#   CRL_SIZES ("10 100000 1000000") SKIP ("" or words of: ping handshake policy stream idle runi crl mini)
 #   QUICK=1 (a fast smoke run: 1 rep, small sizes) BENCH_DIR (/tmp/dgb) KEEP=1 (leave all running)
 #   BENCH_ONLY ("" or words of the SKIP list): run only these scenarios, e.g. BENCH_ONLY=handshake
 #   (about two minutes); the report then goes to BENCH_DIR, not to bench/results.json and
-#   docs/BENCHMARKS.md, so a partial run never replaces the full one.
+#   docs/BENCHMARKS.md, so a partial run never replaces the full one. BENCH_ONLY=policy (a few
+#   minutes): keep-alive /_ping at 16 connections and container create+remove pairs through the
+#   gate without a policy, with a `ci` role (create bodies inspected) and with an `admin` role
+#   (allow = ["all"]), interleaved; POLICY_REPS (5), CREATE_CONNS (4).
+#   DOCKGATE_OLD=/path/to/an/older/dockgate adds that binary (no policy) to the policy rows, so
+#   two builds are compared side by side in one run (e.g. before and after a refactor).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,9 +29,11 @@ STREAM_REPS=${STREAM_REPS:-$((REPS < 2 ? REPS : 2))}
 # The raw streams (no CLI, no dockerd) take about a second each, and their spread on this VM is
 # wide (±20 % between runs minutes apart): five reps for a steadier median.
 RAW_REPS=${RAW_REPS:-$((REPS < 2 ? REPS : 5))}
+# The policy rows compare gates that may differ by a few per cent: five interleaved reps.
+POLICY_REPS=${POLICY_REPS:-$((REPS < 2 ? REPS : 5))}
 SKIP=${SKIP:-}
 if [ -n "${BENCH_ONLY:-}" ]; then
-    for scenario in ping handshake stream idle runi crl mini; do
+    for scenario in ping handshake policy stream idle runi crl mini; do
         case " $BENCH_ONLY " in *" $scenario "*) ;; *) SKIP="$SKIP $scenario" ;; esac
     done
     # Without the crl scenario only the 10-entry CRL is used: no need to generate the big ones.
@@ -36,6 +43,7 @@ CRL_SIZES=${CRL_SIZES:-10 100000 1000000}
 STREAM_BYTES=$((STREAM_MB * 1024 * 1024))
 
 P_DOCKGATE=23761; P_DOCKERD=23762; P_NGINX=23763; P_HAPROXY=23764; P_STUNNEL=23765
+P_DOCKGATE_CI=23766; P_DOCKGATE_ADMIN=23767; P_DOCKGATE_OLD=23768
 P_DOCKGATE_MINI=23771; P_NGINX_MINI=23773; P_HAPROXY_MINI=23774
 SOCK=$W/docker.sock; MINI=$W/mini.sock; PKI=$W/pki; CLIENT=$PKI/clients/alice
 DGBENCH=$ROOT/bench/loadgen/target/release/dgbench
@@ -160,11 +168,12 @@ echo $! > "$W/mini.pid"
 
 # ------------------------------------------------------------------------------------------------
 # Contenders. start_X CRLFILE; every gate listens on 127.0.0.1 only.
-start_dockgate() { # start_dockgate NAME PORT UPSTREAM CRL
-    RUST_LOG=info "$DOCKGATE" --tlscacert "$PKI/ca.pem" --tlscert "$PKI/server.pem" \
-        --tlskey "$PKI/server-key.pem" --crl "$4" --reload-interval 0 \
-        --listen "127.0.0.1:$2" --upstream "unix://$3" >"$W/logs/$1.log" 2>&1 &
-    echo $! > "$W/$1.pid"
+start_dockgate() { # start_dockgate NAME PORT UPSTREAM CRL [more flags...]; binary: $GATE_BIN or $DOCKGATE
+    local name=$1 port=$2 upstream=$3 crl=$4; shift 4
+    RUST_LOG=info "${GATE_BIN:-$DOCKGATE}" --tlscacert "$PKI/ca.pem" --tlscert "$PKI/server.pem" \
+        --tlskey "$PKI/server-key.pem" --crl "$crl" --reload-interval 0 \
+        --listen "127.0.0.1:$port" --upstream "unix://$upstream" "$@" >"$W/logs/$name.log" 2>&1 &
+    echo $! > "$W/$name.pid"
 }
 
 start_nginx() { # start_nginx CRL
@@ -277,7 +286,7 @@ pids_of() {
         haproxy|haproxy-mini) cat "$W/haproxy.pid" ;;
         stunnel) cat "$W/stunnel.pid" ;;
         dockgate) cat "$W/dockgate.pid" ;;
-        dockgate-mini) cat "$W/dockgate-mini.pid" ;;
+        dockgate-mini|dockgate-ci|dockgate-admin|dockgate-old) cat "$W/$1.pid" ;;
         mini) cat "$W/mini.pid" ;;
     esac
 }
@@ -290,6 +299,8 @@ target_of() {
         nginx) echo "tcp://127.0.0.1:$P_NGINX" ;; haproxy) echo "tcp://127.0.0.1:$P_HAPROXY" ;;
         stunnel) echo "tcp://127.0.0.1:$P_STUNNEL" ;; dockgate-mini) echo "tcp://127.0.0.1:$P_DOCKGATE_MINI" ;;
         nginx-mini) echo "tcp://127.0.0.1:$P_NGINX_MINI" ;; haproxy-mini) echo "tcp://127.0.0.1:$P_HAPROXY_MINI" ;;
+        dockgate-ci) echo "tcp://127.0.0.1:$P_DOCKGATE_CI" ;; dockgate-admin) echo "tcp://127.0.0.1:$P_DOCKGATE_ADMIN" ;;
+        dockgate-old) echo "tcp://127.0.0.1:$P_DOCKGATE_OLD" ;;
     esac
 }
 tls_of() { case $1 in direct|mini) ;; *) echo "--tls $CLIENT" ;; esac; }
@@ -305,11 +316,13 @@ dk() { # dk CONTENDER docker-args...
 }
 
 export -f dk target_of
-export SOCK CLIENT MINI P_DOCKGATE P_DOCKERD P_NGINX P_HAPROXY P_STUNNEL P_DOCKGATE_MINI P_NGINX_MINI P_HAPROXY_MINI
+export SOCK CLIENT MINI P_DOCKGATE P_DOCKGATE_CI P_DOCKGATE_ADMIN P_DOCKGATE_OLD P_DOCKERD P_NGINX P_HAPROXY P_STUNNEL P_DOCKGATE_MINI P_NGINX_MINI P_HAPROXY_MINI
 
 rec() { # rec SCENARIO CONTENDER REP JSON [extra jq args]
     local s=$1 c=$2 r=$3 j=$4
-    echo "$j" | jq -c --arg s "$s" --arg c "$c" --argjson r "$r" '. + {scenario:$s, contender:$c, rep:$r}' >> "$RAW"
+    # loadavg1: the machine is shared; the report gives the range of the 1-minute load average.
+    echo "$j" | jq -c --arg s "$s" --arg c "$c" --argjson r "$r" --argjson l "$(cut -d' ' -f1 /proc/loadavg)" \
+        '. + {scenario:$s, contender:$c, rep:$r, loadavg1:$l}' >> "$RAW"
 }
 
 wait_ready() { # wait_ready CONTENDER -> prints ms, or fails
@@ -374,6 +387,82 @@ if ! skip handshake; then
             g1=$(cpu_ticks $pids)
             rec handshake16 "$c" "$r" "$(echo "$out" | jq -c --argjson g "$((g1 - g0))" \
                 '. + (if .ok > 0 then {gate_us_per_req: ($g * 1e4 / .ok)} else {} end)')"
+        done
+    done
+fi
+
+if ! skip policy; then
+    # The same gate three times in front of the same dockerd: without --policy (`dockgate`, the
+    # gate of the other rows), with alice in a `ci` role whose container creates are inspected,
+    # and with alice in an `admin` role (allow = ["all"], never inspected). The ci role is the
+    # README's "CI runner without escalation", limited to what this benchmark does.
+    cat > "$W/policy-ci.toml" <<'TOML'
+mode = "enforce"
+default_role = "none"
+[[identity]]
+cn = ["alice"]
+role = "ci"
+[role.ci]
+allow = ["read", "logs", "containers", "exec", "images", "build", "volumes", "networks"]
+deny = ["DELETE /images/*"]
+[role.ci.containers]
+privileged = false
+host_namespaces = false
+devices = false
+cap_add = ["NET_BIND_SERVICE"]
+security_opt = false
+bind_mounts = ["/srv/ci-cache"]
+run_as_root = true
+images = ["*"]
+TOML
+    cat > "$W/policy-admin.toml" <<'TOML'
+mode = "enforce"
+default_role = "none"
+[[identity]]
+cn = ["alice"]
+role = "admin"
+[role.admin]
+allow = ["all"]
+TOML
+    # What `docker create --name N -e FOO=bar IMG sleep 1` (docker CLI 28.2.2) sends, captured on
+    # the wire (the name is in the query, left out here): the ci role checks it field by field.
+    cat > "$W/create-body.json" <<JSON
+{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":["FOO=bar"],"Cmd":["sleep","1"],"Image":"$IMG","Volumes":{},"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{},"HostConfig":{"Binds":null,"ContainerIDFile":"","LogConfig":{"Type":"","Config":{}},"NetworkMode":"default","PortBindings":{},"RestartPolicy":{"Name":"no","MaximumRetryCount":0},"AutoRemove":false,"VolumeDriver":"","VolumesFrom":null,"ConsoleSize":[0,0],"CapAdd":null,"CapDrop":null,"CgroupnsMode":"","Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,"GroupAdd":null,"IpcMode":"","Cgroup":"","Links":null,"OomScoreAdj":0,"PidMode":"","Privileged":false,"PublishAllPorts":false,"ReadonlyRootfs":false,"SecurityOpt":null,"UTSMode":"","UsernsMode":"","ShmSize":0,"Isolation":"","CpuShares":0,"Memory":0,"NanoCpus":0,"CgroupParent":"","BlkioWeight":0,"BlkioWeightDevice":[],"BlkioDeviceReadBps":[],"BlkioDeviceWriteBps":[],"BlkioDeviceReadIOps":[],"BlkioDeviceWriteIOps":[],"CpuPeriod":0,"CpuQuota":0,"CpuRealtimePeriod":0,"CpuRealtimeRuntime":0,"CpusetCpus":"","CpusetMems":"","Devices":[],"DeviceCgroupRules":null,"DeviceRequests":null,"MemoryReservation":0,"MemorySwap":0,"MemorySwappiness":-1,"OomKillDisable":false,"PidsLimit":0,"Ulimits":[],"CpuCount":0,"CpuPercent":0,"IOMaximumIOps":0,"IOMaximumBandwidth":0,"MaskedPaths":null,"ReadonlyPaths":null},"NetworkingConfig":{"EndpointsConfig":{"default":{"IPAMConfig":null,"Links":null,"Aliases":null,"MacAddress":"","DriverOpts":null,"GwPriority":0,"NetworkID":"","EndpointID":"","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}
+JSON
+    start_dockgate dockgate-ci "$P_DOCKGATE_CI" "$SOCK" "$MAIN_CRL" --policy "$W/policy-ci.toml"
+    start_dockgate dockgate-admin "$P_DOCKGATE_ADMIN" "$SOCK" "$MAIN_CRL" --policy "$W/policy-admin.toml"
+    POLICY_CONTENDERS="dockgate dockgate-ci dockgate-admin"
+    if [ -n "${DOCKGATE_OLD:-}" ]; then
+        GATE_BIN=$DOCKGATE_OLD start_dockgate dockgate-old "$P_DOCKGATE_OLD" "$SOCK" "$MAIN_CRL"
+        POLICY_CONTENDERS="$POLICY_CONTENDERS dockgate-old"
+    fi
+    for c in $POLICY_CONTENDERS; do
+        wait_ready "$c" >/dev/null || { echo "$c did not become ready; logs in $W/logs" >&2; exit 1; }
+    done
+    # The ci role must really decide (and pass) these creates: one pair through it, then its log.
+    "$DGBENCH" create --target "$(target_of dockgate-ci)" --tls "$CLIENT" --conns 1 --secs 0.2 \
+        --body "$W/create-body.json" | jq -e '.ok > 0 and .errors == 0' >/dev/null \
+        || { echo "create+remove through the ci role failed; logs in $W/logs" >&2; exit 1; }
+    grep -q 'role=ci' "$W/logs/dockgate-ci.log" || { echo "dockgate-ci logs no role=ci" >&2; exit 1; }
+    log "policy: keep-alive /_ping at 16 conns, create+remove pairs at ${CREATE_CONNS:-4} conns; ${SECS}s x $POLICY_REPS: $POLICY_CONTENDERS"
+    for r in $(seq "$POLICY_REPS"); do
+        # Rotate the order every rep, so that no contender always runs first or last.
+        set -- $POLICY_CONTENDERS
+        for _ in $(seq $(((r - 1) % $#))); do set -- "${@:2}" "$1"; done
+        for c in "$@"; do
+            pids=$(pids_of "$c"); g0=$(cpu_ticks $pids); d0=$(cpu_ticks "$DOCKERD_PID")
+            out=$("$DGBENCH" ping --target "$(target_of "$c")" $(tls_of "$c") --conns 16 --secs "$SECS")
+            g1=$(cpu_ticks $pids); d1=$(cpu_ticks "$DOCKERD_PID")
+            rec policy_ping16 "$c" "$r" "$(echo "$out" | jq -c --argjson g "$((g1 - g0))" --argjson d "$((d1 - d0))" \
+                '. + (if .ok > 0 then {gate_us_per_req: ($g * 1e4 / .ok), dockerd_us_per_req: ($d * 1e4 / .ok)} else {} end)')"
+        done
+        for c in "$@"; do
+            pids=$(pids_of "$c"); g0=$(cpu_ticks $pids); d0=$(cpu_ticks "$DOCKERD_PID")
+            out=$("$DGBENCH" create --target "$(target_of "$c")" $(tls_of "$c") --conns "${CREATE_CONNS:-4}" \
+                --secs "$SECS" --body "$W/create-body.json")
+            g1=$(cpu_ticks $pids); d1=$(cpu_ticks "$DOCKERD_PID")
+            rec policy_create "$c" "$r" "$(echo "$out" | jq -c --argjson g "$((g1 - g0))" --argjson d "$((d1 - d0))" \
+                '. + (if .ok > 0 then {gate_us_per_req: ($g * 1e4 / .ok), dockerd_us_per_req: ($d * 1e4 / .ok)} else {} end)')"
         done
     done
 fi
@@ -501,12 +590,12 @@ jq -n \
     --arg openssl "$(openssl version)" \
     --arg rustc "$(rustc --version)" \
     --argjson reps "$REPS" --argjson stream_reps "$STREAM_REPS" --argjson raw_reps "$RAW_REPS" --argjson secs "$SECS" --argjson stream_mb "$STREAM_MB" --argjson idle_n "$IDLE_N" \
-    --arg elapsed "$(echo "$EPOCHREALTIME - $T0" | bc)" \
+    --arg elapsed "$(echo "$EPOCHREALTIME - $T0" | bc)" --arg loadavg "$(cut -d' ' -f1-3 /proc/loadavg)" \
     '{date:$date, machine:{os:$os, kernel:$kernel, cpu:$cpu, cores:$cores, mem_mib:$mem_mib},
       versions:{dockgate:$dockgate, dockerd:$dockerd, docker_cli:$docker_cli, nginx:$nginx, haproxy:$haproxy,
                 stunnel:$stunnel, openssl:$openssl, rustc:$rustc},
       settings:{reps:$reps, stream_reps:$stream_reps, raw_reps:$raw_reps, secs_per_load_run:$secs, stream_mib:$stream_mb, idle_sessions:$idle_n},
-      elapsed_s:($elapsed|tonumber)}' > "$W/meta.json"
+      elapsed_s:($elapsed|tonumber), loadavg_at_end:$loadavg}' > "$W/meta.json"
 for n in $CRL_SIZES; do
     jq -nc --argjson n "$n" --argjson b "$(stat -c %s "${CRL[$n]}")" --argjson g "${CRL_GEN_S[$n]}" \
         '{scenario:"crl_file", entries:$n, bytes:$b, gen_s:$g}' >> "$RAW"

@@ -4,6 +4,9 @@
 //!       keep-alive GET requests on N connections (one thread each): req/s, p50, p99.
 //!   dgbench handshake --target T --tls DIR --conns N --secs S
 //!       a new TCP + full mTLS handshake (no resumption) + one GET /_ping per request.
+//!   dgbench create    --target T [--tls DIR] --conns N --secs S --body FILE [--api /v1.41]
+//!       keep-alive `POST /containers/create` with FILE as the JSON body, each followed by a
+//!       `DELETE /containers/ID?force=1`: create+remove pairs/s, p50 and p99 of the create.
 //!   dgbench idle      --target T [--tls DIR] --n N --path P [--method POST] [--upgrade]
 //!                     [--pids 1,2,...] [--settle S]
 //!       opens N sessions (hijacked with --upgrade, else a streaming GET such as /events), waits
@@ -58,7 +61,9 @@ fn parse_args() -> (String, Args) {
 }
 
 fn arg<T: std::str::FromStr>(args: &Args, key: &str, default: T) -> T {
-    args.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn die(msg: &str) -> ! {
@@ -103,7 +108,9 @@ struct Target {
 
 impl Target {
     fn from_args(args: &Args) -> Target {
-        let t = args.get("target").unwrap_or_else(|| die("--target is required"));
+        let t = args
+            .get("target")
+            .unwrap_or_else(|| die("--target is required"));
         let (tcp, unix) = if let Some(a) = t.strip_prefix("tcp://") {
             (Some(a.to_string()), None)
         } else if let Some(p) = t.strip_prefix("unix://") {
@@ -111,7 +118,9 @@ impl Target {
         } else {
             die("target must be tcp://IP:PORT or unix:///path")
         };
-        let tls = args.get("tls").map(|dir| Arc::new(tls_config(Path::new(dir))));
+        let tls = args
+            .get("tls")
+            .map(|dir| Arc::new(tls_config(Path::new(dir))));
         Target { tcp, unix, tls }
     }
 
@@ -140,14 +149,17 @@ impl Target {
 
 fn tls_config(dir: &Path) -> ClientConfig {
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap_or_else(|e| die(&e.to_string())) {
+    for cert in
+        CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap_or_else(|e| die(&e.to_string()))
+    {
         roots.add(cert.unwrap()).unwrap();
     }
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("cert.pem"))
         .unwrap_or_else(|e| die(&e.to_string()))
         .map(|c| c.unwrap())
         .collect();
-    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap_or_else(|e| die(&e.to_string()));
+    let key =
+        PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap_or_else(|e| die(&e.to_string()));
     let mut cfg = ClientConfig::builder()
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
@@ -170,14 +182,34 @@ struct Head {
 
 impl<S: Read> Http<S> {
     fn new(s: S) -> Self {
-        Http { r: BufReader::with_capacity(16 * 1024, s) }
+        Http {
+            r: BufReader::with_capacity(16 * 1024, s),
+        }
     }
 
     /// Reads one response; skips its body unless `head_only` (101 or a stream left open).
     fn response(&mut self, head_only: bool) -> io::Result<Head> {
+        self.read_response(head_only, None)
+    }
+
+    /// Reads one response and returns its body (for answers the client needs, such as an ID).
+    fn response_with_body(&mut self) -> io::Result<(Head, Vec<u8>)> {
+        let mut body = Vec::new();
+        let head = self.read_response(false, Some(&mut body))?;
+        Ok((head, body))
+    }
+
+    fn read_response(
+        &mut self,
+        head_only: bool,
+        mut body: Option<&mut Vec<u8>>,
+    ) -> io::Result<Head> {
         let mut line = String::new();
         if self.r.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
         }
         let status: u16 = line
             .split_whitespace()
@@ -225,23 +257,28 @@ impl<S: Read> Http<S> {
                     }
                     break;
                 }
-                self.skip(size + 2)?;
+                self.skip(size, body.as_deref_mut())?;
+                self.skip(2, None)?;
             }
         } else if let Some(n) = length {
-            self.skip(n)?;
+            self.skip(n, body)?;
         } else {
             return Err(io::Error::other("response without length on keep-alive"));
         }
         Ok(Head { status })
     }
 
-    fn skip(&mut self, mut n: u64) -> io::Result<()> {
+    /// Consumes `n` body bytes, keeping them in `keep` if given.
+    fn skip(&mut self, mut n: u64, mut keep: Option<&mut Vec<u8>>) -> io::Result<()> {
         while n > 0 {
             let buf = self.r.fill_buf()?;
             if buf.is_empty() {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in body"));
             }
             let k = (buf.len() as u64).min(n) as usize;
+            if let Some(keep) = keep.as_deref_mut() {
+                keep.extend_from_slice(&buf[..k]);
+            }
             self.r.consume(k);
             n -= k as u64;
         }
@@ -269,10 +306,19 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     sorted[i] as f64
 }
 
-fn report(kind: &str, mut lat_us: Vec<u32>, errors: u64, first_error: Option<String>, elapsed: f64, extra: &str) {
+fn report(
+    kind: &str,
+    mut lat_us: Vec<u32>,
+    errors: u64,
+    first_error: Option<String>,
+    elapsed: f64,
+    extra: &str,
+) {
     lat_us.sort_unstable();
     let n = lat_us.len();
-    let err = first_error.map(|e| format!("{e:?}")).unwrap_or_else(|| "null".into());
+    let err = first_error
+        .map(|e| format!("{e:?}"))
+        .unwrap_or_else(|| "null".into());
     println!(
         "{{\"kind\":\"{kind}\",\"ok\":{n},\"errors\":{errors},\"first_error\":{err},\"secs\":{elapsed:.3},\
          \"rate\":{:.1},\"p50_us\":{:.0},\"p99_us\":{:.0}{extra}}}",
@@ -338,7 +384,11 @@ fn cmd_ping(args: &Args) {
             }
             let h = conn.as_mut().unwrap();
             let t = Instant::now();
-            let res = h.r.get_mut().write_all(&req).and_then(|_| h.r.get_mut().flush()).and_then(|_| h.response(false));
+            let res =
+                h.r.get_mut()
+                    .write_all(&req)
+                    .and_then(|_| h.r.get_mut().flush())
+                    .and_then(|_| h.response(false));
             match res {
                 Ok(head) if head.status == 200 => lat.push(t.elapsed().as_micros() as u32),
                 Ok(head) => {
@@ -354,7 +404,14 @@ fn cmd_ping(args: &Args) {
         }
         (lat, errors, first)
     });
-    report("ping", lat, errors, first, elapsed, &format!(",\"conns\":{conns}"));
+    report(
+        "ping",
+        lat,
+        errors,
+        first,
+        elapsed,
+        &format!(",\"conns\":{conns}"),
+    );
 }
 
 fn cmd_handshake(args: &Args) {
@@ -388,7 +445,111 @@ fn cmd_handshake(args: &Args) {
         }
         (lat, errors, first)
     });
-    report("handshake", lat, errors, first, elapsed, &format!(",\"conns\":{conns}"));
+    report(
+        "handshake",
+        lat,
+        errors,
+        first,
+        elapsed,
+        &format!(",\"conns\":{conns}"),
+    );
+}
+
+/// `create`: on each keep-alive connection, `POST /containers/create` with the body of `--body`
+/// (a docker CLI create body), then `DELETE /containers/ID?force=1` of what it made: a `docker
+/// create` + `docker rm` pair, so dockerd's state stays the same during the run. Latency is the
+/// create's alone; the rate counts pairs where both answers were right (201, then 204).
+fn cmd_create(args: &Args) {
+    let target = Target::from_args(args);
+    let conns: usize = arg(args, "conns", 4);
+    let secs: f64 = arg(args, "secs", 3.0);
+    let api = args.get("api").cloned().unwrap_or_else(|| "/v1.41".into());
+    let file = args
+        .get("body")
+        .unwrap_or_else(|| die("--body FILE is required"));
+    let body = std::fs::read(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
+    // The head the docker CLI sends with it (Content-Type decides whether the gate reads JSON).
+    let mut create = format!(
+        "POST {api}/containers/create HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: dgbench\r\n\
+         Content-Length: {}\r\nContent-Type: application/json\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    create.extend_from_slice(&body);
+    let (lat, errors, first, elapsed) = run_workers(conns, secs, move |stop| {
+        let mut lat = Vec::new();
+        let mut errors = 0;
+        let mut first = None;
+        let mut conn: Option<Http<Box<dyn Stream>>> = None;
+        while !stop.load(Ordering::Relaxed) {
+            if conn.is_none() {
+                match target.connect() {
+                    Ok(s) => conn = Some(Http::new(s)),
+                    Err(e) => {
+                        errors += 1;
+                        first.get_or_insert(format!("connect: {e}"));
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                }
+            }
+            match create_and_remove(conn.as_mut().unwrap(), &create, &api) {
+                Ok(create_us) => lat.push(create_us),
+                Err(e) => {
+                    errors += 1;
+                    first.get_or_insert(e.to_string());
+                    conn = None;
+                }
+            }
+        }
+        (lat, errors, first)
+    });
+    report(
+        "create",
+        lat,
+        errors,
+        first,
+        elapsed,
+        &format!(",\"conns\":{conns}"),
+    );
+}
+
+/// One create + force-remove on a keep-alive connection: the create's microseconds, or an
+/// error naming the unexpected answer (the connection is then dropped by the caller).
+fn create_and_remove(h: &mut Http<Box<dyn Stream>>, create: &[u8], api: &str) -> io::Result<u32> {
+    let t = Instant::now();
+    h.r.get_mut().write_all(create)?;
+    h.r.get_mut().flush()?;
+    let (head, body) = h.response_with_body()?;
+    let create_us = t.elapsed().as_micros() as u32;
+    let text = String::from_utf8_lossy(&body);
+    if head.status != 201 {
+        return Err(io::Error::other(format!(
+            "create: status {}: {}",
+            head.status,
+            text.trim()
+        )));
+    }
+    let id = text
+        .split("\"Id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| io::Error::other(format!("create: no Id in {text:?}")))?
+        .to_string();
+    let remove = format!(
+        "DELETE {api}/containers/{id}?force=1 HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: dgbench\r\n\r\n"
+    );
+    h.r.get_mut().write_all(remove.as_bytes())?;
+    h.r.get_mut().flush()?;
+    let head = h.response(false)?;
+    if head.status != 204 {
+        return Err(io::Error::other(format!(
+            "remove {id}: status {}",
+            head.status
+        )));
+    }
+    Ok(create_us)
 }
 
 fn proc_mem(pids: &[u32]) -> (u64, u64, u64) {
@@ -414,7 +575,10 @@ fn proc_mem(pids: &[u32]) -> (u64, u64, u64) {
 fn cmd_idle(args: &Args) {
     let target = Target::from_args(args);
     let n: usize = arg(args, "n", 1000);
-    let path = args.get("path").cloned().unwrap_or_else(|| die("--path is required"));
+    let path = args
+        .get("path")
+        .cloned()
+        .unwrap_or_else(|| die("--path is required"));
     let method = args.get("method").cloned().unwrap_or_else(|| "GET".into());
     let upgrade = args.contains_key("upgrade");
     let settle: f64 = arg(args, "settle", 2.0);
@@ -478,7 +642,9 @@ fn cmd_idle(args: &Args) {
     let open_secs = start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs_f64(settle));
     let after = proc_mem(&pids);
-    let err = first.map(|e| format!("{e:?}")).unwrap_or_else(|| "null".into());
+    let err = first
+        .map(|e| format!("{e:?}"))
+        .unwrap_or_else(|| "null".into());
     println!(
         "{{\"kind\":\"idle\",\"ok\":{},\"errors\":{errors},\"first_error\":{err},\"open_secs\":{open_secs:.2},\
          \"rss_kib_before\":{},\"pss_kib_before\":{},\"threads_before\":{},\
@@ -508,7 +674,10 @@ fn cmd_ready(args: &Args) {
         });
         match res {
             Ok(h) if h.status == 200 => {
-                println!("{{\"kind\":\"ready\",\"ms\":{}}}", start.elapsed().as_millis());
+                println!(
+                    "{{\"kind\":\"ready\",\"ms\":{}}}",
+                    start.elapsed().as_millis()
+                );
                 return;
             }
             Ok(h) => last = format!("status {}", h.status),
@@ -583,12 +752,16 @@ fn send_and_count(mut h: Http<Box<dyn Stream>>, bytes: u64) -> io::Result<u64> {
 // The minimal upstream
 
 fn cmd_upstream(args: &Args) {
-    let path = args.get("listen").unwrap_or_else(|| die("--listen is required"));
+    let path = args
+        .get("listen")
+        .unwrap_or_else(|| die("--listen is required"));
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path).unwrap_or_else(|e| die(&format!("bind {path}: {e}")));
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        let _ = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || serve_upstream(stream));
+        let _ = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || serve_upstream(stream));
     }
 }
 
@@ -633,7 +806,8 @@ fn serve_upstream(stream: UnixStream) {
             return;
         }
         if stream_out.is_some() || stream_in {
-            let _ = w.write_all(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
+            let _ = w
+                .write_all(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
             match stream_out {
                 Some(n) => upstream_send(r, w, n),
                 None => upstream_count(r, w),
@@ -688,10 +862,13 @@ fn main() {
     match cmd.as_str() {
         "ping" => cmd_ping(&args),
         "handshake" => cmd_handshake(&args),
+        "create" => cmd_create(&args),
         "idle" => cmd_idle(&args),
         "ready" => cmd_ready(&args),
         "stream" => cmd_stream(&args),
         "upstream" => cmd_upstream(&args),
-        _ => die("usage: dgbench ping|handshake|idle|ready|stream|upstream ... (see src/main.rs)"),
+        _ => die(
+            "usage: dgbench ping|handshake|create|idle|ready|stream|upstream ... (see src/main.rs)",
+        ),
     }
 }
