@@ -40,6 +40,7 @@ mod answer;
 mod exchanges;
 mod request;
 mod response;
+mod tenancy;
 #[cfg(test)]
 mod tests;
 

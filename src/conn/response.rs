@@ -115,7 +115,8 @@ impl ResponseSide {
                     request,
                     upstream_dropped,
                 } => {
-                    let written = answer.write_to(&mut self.writer);
+                    let head_only = request.as_ref().is_some_and(|r| r.method == "HEAD");
+                    let written = answer.write_to(&mut self.writer, head_only);
                     if let Some(request) = request {
                         let outcome = if written.is_ok() {
                             answer.outcome()
@@ -344,7 +345,7 @@ impl ResponseSide {
             request.target.path,
             answer.message()
         );
-        let _ = answer.write_to(&mut self.writer);
+        let _ = answer.write_to(&mut self.writer, request.method == "HEAD");
         request.log(&self.client, Some(502), 0, Outcome::UpstreamClosed);
         ResponseEnd::Close
     }
