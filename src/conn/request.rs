@@ -20,7 +20,7 @@ use log::{error, warn};
 use super::answer::LocalAnswer;
 use super::exchanges::Exchanges;
 use super::response::{Hijack, ResponseSide};
-use super::tenancy::{rewrite_head, Tenancy, TenantOf};
+use super::tenancy::{expects_continue, rewrite_head, Tenancy, TenantOf};
 use super::SESSION_THREAD_STACK;
 use crate::api;
 use crate::audit::{self, Client, Outcome};
@@ -527,10 +527,17 @@ impl<'a> RequestSide<'a> {
         let classified = api::classify(&forwarded.method, target).ok();
         let mut body = None;
         let mut decoded = Vec::new();
+        let mut continued = false;
         if request.framing != RequestFraming::None
             && (policy.needs_body(who, &forwarded.method, target)
                 || tenant.needs_body(classified.as_ref()))
         {
+            // A client that waits for `100 Continue` before its body gets it from the gate,
+            // which reads the body now; dockerd then gets head and body at once, no `Expect`.
+            if expects_continue(&head::request_headers(&head)) {
+                self.send_continue();
+                continued = true;
+            }
             match self.read_body(request.framing) {
                 Ok((raw, payload)) => {
                     decoded = match request.framing {
@@ -592,6 +599,10 @@ impl<'a> RequestSide<'a> {
             self.dial.resolver(),
         );
         match tenancy {
+            Tenancy::None if continued => Decided::Forward(Prepared {
+                head: rewrite_head(&head, None, None, true),
+                body,
+            }),
             Tenancy::None => Decided::Forward(Prepared { head, body }),
             Tenancy::Forward { owner, forward } => {
                 forwarded.owner = Some(owner);
@@ -602,9 +613,9 @@ impl<'a> RequestSide<'a> {
                     Some(new) => Some((new, new_len.unwrap_or_default() as u64)),
                     None => body,
                 };
-                let head = match (forward.target, new_len) {
-                    (None, None) => head,
-                    (target, len) => rewrite_head(&head, target.as_deref(), len),
+                let head = match (forward.target, new_len, continued) {
+                    (None, None, false) => head,
+                    (target, len, _) => rewrite_head(&head, target.as_deref(), len, continued),
                 };
                 Decided::Forward(Prepared { head, body })
             }
@@ -623,6 +634,17 @@ impl<'a> RequestSide<'a> {
                     message: refusal.message,
                 };
                 self.answer_instead(answer, request.framing, body.is_some(), forwarded)
+            }
+        }
+    }
+
+    /// Queues the gate's own `100 Continue` (after the answers before it).
+    fn send_continue(&mut self) {
+        let Some(queue) = self.queue() else { return };
+        if queue.interim(b"HTTP/1.1 100 Continue\r\n\r\n") {
+            // As for a local answer: wake a response side asleep in a read from Docker.
+            if let Some(mut upstream) = self.upstream.take() {
+                upstream.abort();
             }
         }
     }

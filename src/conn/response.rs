@@ -132,6 +132,17 @@ impl ResponseSide {
                         return None;
                     }
                 }
+                Queued::Interim {
+                    bytes,
+                    upstream_dropped,
+                } => {
+                    if self.writer.write_all(bytes).is_err() {
+                        return None;
+                    }
+                    if upstream_dropped {
+                        self.upstream = None;
+                    }
+                }
                 Queued::Forwarded(request) => {
                     let mut upstream = self.upstream.take()?;
                     match self.relay_response(&mut upstream, &request) {

@@ -95,9 +95,16 @@ impl TenantOf {
 }
 
 /// The request head to send in place of `head`: the request line's target replaced by
-/// `target`, and when `body_len` is given, the framing headers (`Content-Length`,
-/// `Transfer-Encoding`) replaced by one `Content-Length`. Every other byte stays as received.
-pub fn rewrite_head(head: &[u8], target: Option<&str>, body_len: Option<usize>) -> Vec<u8> {
+/// `target`; when `body_len` is given, the framing headers (`Content-Length`,
+/// `Transfer-Encoding`) replaced by one `Content-Length`; with `drop_expect`, no `Expect` header
+/// (the gate answered it with its own `100 Continue` and sends the body along). Every other
+/// byte stays as received.
+pub fn rewrite_head(
+    head: &[u8],
+    target: Option<&str>,
+    body_len: Option<usize>,
+    drop_expect: bool,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(head.len() + 64);
     let mut lines = head.split_inclusive(|&b| b == b'\n');
     if let Some(request_line) = lines.next() {
@@ -113,6 +120,9 @@ pub fn rewrite_head(head: &[u8], target: Option<&str>, body_len: Option<usize>) 
             continue;
         }
         if body_len.is_some() && is_framing_header(line) {
+            continue;
+        }
+        if drop_expect && header_name(line).eq_ignore_ascii_case(b"expect") {
             continue;
         }
         out.extend_from_slice(line);
@@ -139,10 +149,24 @@ fn rewrite_request_line(line: &[u8], target: Option<&str>) -> Vec<u8> {
     }
 }
 
+fn header_name(line: &[u8]) -> &[u8] {
+    line.split(|&b| b == b':')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
+}
+
 fn is_framing_header(line: &[u8]) -> bool {
-    let name = line.split(|&b| b == b':').next().unwrap_or_default();
-    let name = name.trim_ascii();
+    let name = header_name(line);
     name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding")
+}
+
+/// The request asks for `100 Continue` before it sends its body.
+pub fn expects_continue(headers: &[(&str, &[u8])]) -> bool {
+    headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("expect")
+            && value.trim_ascii().eq_ignore_ascii_case(b"100-continue")
+    })
 }
 
 #[cfg(test)]
@@ -154,20 +178,28 @@ mod tests {
         let head =
             b"POST /v1.41/containers/web/stop?t=1 HTTP/1.1\r\nHost: x\r\nX-Odd:  keep me \r\n\r\n";
         assert_eq!(
-            rewrite_head(head, Some("/v1.41/containers/abc/stop?t=1"), None),
+            rewrite_head(head, Some("/v1.41/containers/abc/stop?t=1"), None, false),
             b"POST /v1.41/containers/abc/stop?t=1 HTTP/1.1\r\nHost: x\r\nX-Odd:  keep me \r\n\r\n"
         );
-        assert_eq!(rewrite_head(head, None, None), head);
+        assert_eq!(rewrite_head(head, None, None, false), head);
 
         let chunked = b"POST /containers/create HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\nContent-Type: application/json\r\n\r\n";
         assert_eq!(
-            String::from_utf8(rewrite_head(chunked, None, Some(42))).unwrap(),
+            String::from_utf8(rewrite_head(chunked, None, Some(42), false)).unwrap(),
             "POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 42\r\n\r\n"
         );
         let sized = b"POST /containers/create HTTP/1.1\nContent-Length : 7\nHost: x\n\n";
         assert_eq!(
-            String::from_utf8(rewrite_head(sized, None, Some(9))).unwrap(),
+            String::from_utf8(rewrite_head(sized, None, Some(9), false)).unwrap(),
             "POST /containers/create HTTP/1.1\nHost: x\nContent-Length: 9\r\n\n"
         );
+        let expecting =
+            b"POST /containers/create HTTP/1.1\r\nexpect: 100-continue\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            rewrite_head(expecting, None, None, true),
+            b"POST /containers/create HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        assert!(expects_continue(&[("Expect", b" 100-Continue")]));
+        assert!(!expects_continue(&[("Expected", b"100-continue")]));
     }
 }

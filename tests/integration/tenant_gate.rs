@@ -545,3 +545,28 @@ fn tenant_gate_an_action_lands_on_the_checked_container_or_fails() {
         "the recreated container was stopped"
     );
 }
+
+#[test]
+fn tenant_gate_answers_expect_100_continue_on_a_body_it_reads() {
+    let gate = gate();
+    let name = unique_name("continue");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let mut conn = RawTls::connect(gate.port, Some(&pki().team_a));
+    // A request first, so the second one finds an open upstream connection with nothing due.
+    conn.ping("before the create");
+    let body = format!(r#"{{"Image":"{TEST_IMAGE}","Cmd":["true"]}}"#);
+    let head = format!(
+        "POST {API}/containers/create?name={name} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.send(head.as_bytes()).unwrap();
+    // The client waits for the gate's 100 Continue before it sends the body the gate reads.
+    let (status, interim) = conn.read_head();
+    assert_eq!(status, 100, "{interim}");
+    conn.send(body.as_bytes()).unwrap();
+    let (status, head, created) = conn.read_response();
+    assert_eq!(status, 201, "{head}{}", String::from_utf8_lossy(&created));
+    assert_eq!(owner_label(&name), "team-a");
+    // The connection goes on.
+    conn.ping("after the create");
+}
