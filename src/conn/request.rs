@@ -598,6 +598,27 @@ impl<'a> RequestSide<'a> {
             &decoded,
             self.dial.resolver(),
         );
+        self.after_tenancy(
+            tenancy,
+            Prepared { head, body },
+            continued,
+            request.framing,
+            forwarded,
+        )
+    }
+
+    /// What to forward (or answer) once tenancy has been applied: the head rewritten as
+    /// tenancy and a gate-sent `100 Continue` require, or the local answer of a refusal.
+    fn after_tenancy(
+        &mut self,
+        tenancy: Tenancy,
+        prepared: Prepared,
+        continued: bool,
+        framing: RequestFraming,
+        forwarded: &mut Forwarded,
+    ) -> Decided {
+        let Prepared { head, body } = prepared;
+        let body_read = body.is_some();
         match tenancy {
             Tenancy::None if continued => Decided::Forward(Prepared {
                 head: rewrite_head(&head, None, None, true),
@@ -633,7 +654,7 @@ impl<'a> RequestSide<'a> {
                     status: refusal.status,
                     message: refusal.message,
                 };
-                self.answer_instead(answer, request.framing, body.is_some(), forwarded)
+                self.answer_instead(answer, framing, body_read, forwarded)
             }
         }
     }
