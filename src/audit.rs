@@ -10,6 +10,8 @@
 //!   exec, BuildKit), recognised from dockerd's answer, never from the path;
 //! - `request denied` / `would deny`: a request the access policy denies (or, in audit mode,
 //!   would deny), with the role, the rule and the field;
+//! - `tenancy refused`: a tenant's request naming an object that is not its own (or otherwise
+//!   refused by tenancy), with the owner, the status the client got and the reason;
 //! - `request refused`: a request head the gate refused before anything reached Docker (400,
 //!   431), with the status and the reason;
 //! - `connection refused`: a verified client turned away by a connection limit (503);
@@ -74,6 +76,10 @@ pub struct Exchange<'a> {
     pub outcome: Outcome,
     /// The client's role under `--policy` (`None`: no policy in force).
     pub role: Option<&'a str>,
+    /// The tenant's owner (`None`: the role owns nothing).
+    pub owner: Option<&'a str>,
+    /// The full ID of the object tenancy resolved and forwarded the request to.
+    pub id: Option<&'a str>,
 }
 
 /// A long-running exchange has started (`status`: dockerd's, once its head is in).
@@ -132,6 +138,26 @@ pub fn request_denied(d: &Denial<'_>) {
         "would deny"
     };
     emit(Level::Warn, event, &fields);
+}
+
+/// A request tenancy refused (not the tenant's object, a spoofed owner label, dockerd not
+/// answering the lookup); the client got `status` (for a foreign object dockerd's own 404),
+/// `reason` says more.
+pub fn tenancy_refused(
+    client: &Client,
+    method: &str,
+    target: &LoggedTarget,
+    owner: Option<&str>,
+    status: u16,
+    reason: &str,
+) {
+    let mut fields = exchange_fields(client, method, target);
+    if let Some(owner) = owner {
+        fields.push(("owner", Value::from(owner)));
+    }
+    fields.push(("status", Value::from(status)));
+    fields.push(("reason", Value::from(reason)));
+    emit(Level::Warn, "tenancy refused", &fields);
 }
 
 /// A request head the gate refused (it never reached Docker); the connection then closes.
@@ -209,7 +235,7 @@ fn exchange_fields<'a>(
     target: &'a LoggedTarget,
 ) -> Fields<'a> {
     // Room for every field of the longest record, so the vector is allocated once.
-    let mut fields = Vec::with_capacity(12);
+    let mut fields = Vec::with_capacity(14);
     fields.extend([
         ("peer", Value::from_display(&client.peer)),
         ("subject", Value::from(client.identity.subject.as_str())),
@@ -234,6 +260,12 @@ fn end_fields<'a>(e: &'a Exchange<'a>, with_status: bool) -> Fields<'a> {
     fields.push(("outcome", Value::from(e.outcome.as_str())));
     if let Some(role) = e.role {
         fields.push(("role", Value::from(role)));
+    }
+    if let Some(owner) = e.owner {
+        fields.push(("owner", Value::from(owner)));
+    }
+    if let Some(id) = e.id {
+        fields.push(("id", Value::from(id)));
     }
     fields
 }

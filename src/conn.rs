@@ -40,6 +40,7 @@ mod answer;
 mod exchanges;
 mod request;
 mod response;
+mod tenancy;
 // Over a `UnixStream::pair` upstream: unix only (the Windows build runs the other unit tests).
 #[cfg(all(test, unix))]
 mod tests;

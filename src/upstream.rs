@@ -163,6 +163,15 @@ impl From<UnixStream> for UpstreamConn {
 pub trait UpstreamRead: Read + Send {
     /// Ends both directions, from the reading side (the other half may be blocked in a write).
     fn abort(&self);
+    /// Bounds each read (`None`: reads block until data or the end). Only the gate's own short
+    /// exchanges with dockerd set one (`tenancy::docker_get`); relayed traffic never does.
+    /// Transports that cannot (named pipes) answer `Unsupported`.
+    fn set_read_timeout(&self, _timeout: Option<Duration>) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this upstream transport has no read timeout",
+        ))
+    }
 }
 
 /// The writing half of an upstream connection.
@@ -181,6 +190,7 @@ struct SharedSocket<S>(Arc<S>);
 /// The sockets a `SharedSocket` can hold.
 trait Socket: Send + Sync {
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
 }
 
 #[cfg(unix)]
@@ -188,11 +198,17 @@ impl Socket for UnixStream {
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         UnixStream::shutdown(self, how)
     }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
 }
 
 impl Socket for TcpStream {
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         TcpStream::shutdown(self, how)
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
     }
 }
 
@@ -223,6 +239,9 @@ where
 {
     fn abort(&self) {
         let _ = self.0.shutdown(Shutdown::Both);
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_read_timeout(timeout)
     }
 }
 

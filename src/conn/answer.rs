@@ -19,6 +19,10 @@ pub enum LocalAnswer {
     /// The policy denies the request (the whole message: `dockgate: access denied: ...`). Its
     /// body has been consumed, so the connection goes on.
     Forbidden(String),
+    /// Tenancy refused the request (`tenancy::Refusal`): dockerd's own 404 for another tenant's
+    /// object, 403 for a spoofed owner label, 502 when dockerd could not be asked. Its body has
+    /// been consumed, so the connection goes on.
+    Tenancy { status: u16, message: String },
     /// A body the gate must inspect is larger than it reads: the rest of it is unread, so the
     /// connection closes.
     PayloadTooLarge(u64),
@@ -43,6 +47,7 @@ impl LocalAnswer {
             LocalAnswer::BadRequest(_) => 400,
             LocalAnswer::HeadTooLarge => 431,
             LocalAnswer::Forbidden(_) => 403,
+            LocalAnswer::Tenancy { status, .. } => *status,
             LocalAnswer::PayloadTooLarge(_) => 413,
             LocalAnswer::ServiceUnavailable(_) => 503,
             LocalAnswer::BadGateway(_) => 502,
@@ -55,7 +60,9 @@ impl LocalAnswer {
             LocalAnswer::HeadTooLarge => {
                 format!("dockgate: request head larger than {} KiB", MAX_HEAD / 1024)
             }
-            LocalAnswer::Forbidden(message) => message.clone(),
+            LocalAnswer::Forbidden(message) | LocalAnswer::Tenancy { message, .. } => {
+                message.clone()
+            }
             LocalAnswer::PayloadTooLarge(limit) => format!(
                 "dockgate: request body larger than {} KiB, the most the gate inspects",
                 limit / 1024
@@ -68,7 +75,10 @@ impl LocalAnswer {
 
     /// The connection ends after this answer.
     pub fn closes(&self) -> bool {
-        !matches!(self, LocalAnswer::Forbidden(_))
+        !matches!(
+            self,
+            LocalAnswer::Forbidden(_) | LocalAnswer::Tenancy { .. }
+        )
     }
 
     /// How the exchange ended, for its audit record.
@@ -79,8 +89,18 @@ impl LocalAnswer {
         }
     }
 
-    pub fn write_to<W: Write>(&self, dst: &mut W) -> io::Result<()> {
-        write_json_error(dst, self.status(), &self.message(), self.closes())
+    /// Writes the answer; to a `HEAD` request (`head_only`) without its body, which the client
+    /// will not read: on a connection that goes on, those bytes would be taken for the next
+    /// response.
+    pub fn write_to<W: Write>(&self, dst: &mut W, head_only: bool) -> io::Result<()> {
+        let mut response = Vec::new();
+        write_json_error(&mut response, self.status(), &self.message(), self.closes())?;
+        if head_only {
+            if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+                response.truncate(end + 4);
+            }
+        }
+        dst.write_all(&response)
     }
 }
 
@@ -90,7 +110,7 @@ mod tests {
 
     fn written(answer: &LocalAnswer) -> (String, serde_json::Value) {
         let mut out = Vec::new();
-        answer.write_to(&mut out).unwrap();
+        answer.write_to(&mut out, false).unwrap();
         let text = String::from_utf8(out).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         (head.to_string(), serde_json::from_str(body).unwrap())
@@ -119,6 +139,20 @@ mod tests {
             assert!(head.contains("Connection: close"), "{head}");
             assert!(head.starts_with(&format!("HTTP/1.1 {} ", answer.status())));
         }
+    }
+
+    #[test]
+    fn a_head_request_gets_the_head_only() {
+        let answer = LocalAnswer::Tenancy {
+            status: 404,
+            message: "No such container: web".into(),
+        };
+        let mut out = Vec::new();
+        answer.write_to(&mut out, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n"), "{text}");
+        assert!(!text.contains("Connection: close"), "{text}");
     }
 
     #[test]

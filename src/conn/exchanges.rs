@@ -50,6 +50,13 @@ pub enum Queued<T, U> {
         /// the module doc): drop it after this answer.
         upstream_dropped: bool,
     },
+    /// The gate's own interim response (`100 Continue`) to the request whose body it is about
+    /// to read; that exchange goes on.
+    Interim {
+        bytes: &'static [u8],
+        /// As for `Local`.
+        upstream_dropped: bool,
+    },
 }
 
 /// What the response side finds in the queue.
@@ -97,6 +104,20 @@ impl<T, U> Exchanges<T, U> {
         state.queue.push_back(Queued::Local {
             answer,
             request,
+            upstream_dropped: idle,
+        });
+        drop(state);
+        self.queued.notify_one();
+        idle
+    }
+
+    /// Request side: queue an interim response (after the earlier responses). Returns what
+    /// `answer_locally` returns, for the same reason.
+    pub fn interim(&self, bytes: &'static [u8]) -> bool {
+        let mut state = self.lock();
+        let idle = state.answered == state.forwarded;
+        state.queue.push_back(Queued::Interim {
+            bytes,
             upstream_dropped: idle,
         });
         drop(state);

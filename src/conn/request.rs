@@ -20,7 +20,9 @@ use log::{error, warn};
 use super::answer::LocalAnswer;
 use super::exchanges::Exchanges;
 use super::response::{Hijack, ResponseSide};
+use super::tenancy::{expects_continue, rewrite_head, Tenancy, TenantOf};
 use super::SESSION_THREAD_STACK;
+use crate::api;
 use crate::audit::{self, Client, Outcome};
 use crate::enforce::PolicyInForce;
 use crate::http::body::{self, RelayError};
@@ -47,6 +49,11 @@ pub trait Dial: Sync {
     fn dial(&self) -> io::Result<UpstreamConn>;
     /// For the 502 message.
     fn describe(&self) -> String;
+    /// The endpoint tenancy resolves references through (`None`: a test double, and a
+    /// tenant's request that needs resolving gets a 502).
+    fn resolver(&self) -> Option<&Upstream> {
+        None
+    }
 }
 
 impl Dial for Upstream {
@@ -55,6 +62,9 @@ impl Dial for Upstream {
     }
     fn describe(&self) -> String {
         self.to_string()
+    }
+    fn resolver(&self) -> Option<&Upstream> {
+        Some(self)
     }
 }
 
@@ -70,6 +80,10 @@ pub struct Forwarded {
     pub announced: bool,
     /// The client's role under the access policy (`None`: no policy in force).
     pub role: Option<String>,
+    /// The tenant's owner (`None`: not a tenant).
+    pub owner: Option<String>,
+    /// The full ID tenancy resolved the request's object to, and forwarded it with.
+    pub id: Option<String>,
 }
 
 /// How the request body of one exchange went, as the request side reports it.
@@ -116,6 +130,8 @@ impl Forwarded {
             started: self.started,
             outcome,
             role: self.role.as_deref(),
+            owner: self.owner.as_deref(),
+            id: self.id.as_deref(),
         });
     }
 }
@@ -292,6 +308,8 @@ impl<'a> RequestSide<'a> {
             upload: upload.clone(),
             announced: false,
             role: None,
+            owner: None,
+            id: None,
         };
         let mut prepared = None;
         if let (Some(policy), Some(sent_target)) = (&policy, &sent_target) {
@@ -505,11 +523,21 @@ impl<'a> RequestSide<'a> {
         let who = live.cert_identity();
         let head = self.inbound.buffered()[..request.len].to_vec();
         self.inbound.consume(request.len);
+        let tenant = TenantOf::new(policy, who);
+        let classified = api::classify(&forwarded.method, target).ok();
         let mut body = None;
         let mut decoded = Vec::new();
+        let mut continued = false;
         if request.framing != RequestFraming::None
-            && policy.needs_body(who, &forwarded.method, target)
+            && (policy.needs_body(who, &forwarded.method, target)
+                || tenant.needs_body(classified.as_ref()))
         {
+            // A client that waits for `100 Continue` before its body gets it from the gate,
+            // which reads the body now; dockerd then gets head and body at once, no `Expect`.
+            if expects_continue(&head::request_headers(&head)) {
+                self.send_continue();
+                continued = true;
+            }
             match self.read_body(request.framing) {
                 Ok((raw, payload)) => {
                     decoded = match request.framing {
@@ -561,18 +589,104 @@ impl<'a> RequestSide<'a> {
                     ),
                     _ => LocalAnswer::Forbidden(decision.message),
                 };
-                // A denial keeps the connection: the body it did not read is read and dropped.
-                if !answer.closes() && body.is_none() {
-                    let dropped = Upload::default();
-                    if self.discard_body(request.framing, &dropped).is_err() {
-                        forwarded.upload.mark_client_aborted();
-                        return Decided::Broken;
-                    }
-                }
-                return Decided::Answer(answer);
+                return self.answer_instead(answer, request.framing, body.is_some(), forwarded);
             }
         }
-        Decided::Forward(Prepared { head, body })
+        let tenancy = tenant.apply(
+            classified.as_ref(),
+            &headers,
+            &decoded,
+            self.dial.resolver(),
+        );
+        self.after_tenancy(
+            tenancy,
+            Prepared { head, body },
+            continued,
+            request.framing,
+            forwarded,
+        )
+    }
+
+    /// What to forward (or answer) once tenancy has been applied: the head rewritten as
+    /// tenancy and a gate-sent `100 Continue` require, or the local answer of a refusal.
+    fn after_tenancy(
+        &mut self,
+        tenancy: Tenancy,
+        prepared: Prepared,
+        continued: bool,
+        framing: RequestFraming,
+        forwarded: &mut Forwarded,
+    ) -> Decided {
+        let Prepared { head, body } = prepared;
+        let body_read = body.is_some();
+        match tenancy {
+            Tenancy::None if continued => Decided::Forward(Prepared {
+                head: rewrite_head(&head, None, None, true),
+                body,
+            }),
+            Tenancy::None => Decided::Forward(Prepared { head, body }),
+            Tenancy::Forward { owner, forward } => {
+                forwarded.owner = Some(owner);
+                forwarded.id = forward.resolved.map(|r| r.id);
+                // A new body goes with its own Content-Length (never chunked).
+                let new_len = forward.body.as_ref().map(Vec::len);
+                let body = match forward.body {
+                    Some(new) => Some((new, new_len.unwrap_or_default() as u64)),
+                    None => body,
+                };
+                let head = match (forward.target, new_len, continued) {
+                    (None, None, false) => head,
+                    (target, len, _) => rewrite_head(&head, target.as_deref(), len, continued),
+                };
+                Decided::Forward(Prepared { head, body })
+            }
+            Tenancy::Refused { owner, refusal } => {
+                audit::tenancy_refused(
+                    &self.client,
+                    &forwarded.method,
+                    &forwarded.target,
+                    owner.as_deref(),
+                    refusal.status,
+                    &refusal.reason,
+                );
+                forwarded.owner = owner;
+                let answer = LocalAnswer::Tenancy {
+                    status: refusal.status,
+                    message: refusal.message,
+                };
+                self.answer_instead(answer, framing, body_read, forwarded)
+            }
+        }
+    }
+
+    /// Queues the gate's own `100 Continue` (after the answers before it).
+    fn send_continue(&mut self) {
+        let Some(queue) = self.queue() else { return };
+        if queue.interim(b"HTTP/1.1 100 Continue\r\n\r\n") {
+            // As for a local answer: wake a response side asleep in a read from Docker.
+            if let Some(mut upstream) = self.upstream.take() {
+                upstream.abort();
+            }
+        }
+    }
+
+    /// Answers a request locally instead of forwarding it. An answer that keeps the connection
+    /// first reads and drops the body no decision read.
+    fn answer_instead(
+        &mut self,
+        answer: LocalAnswer,
+        framing: RequestFraming,
+        body_read: bool,
+        forwarded: &mut Forwarded,
+    ) -> Decided {
+        if !answer.closes() && !body_read {
+            let dropped = Upload::default();
+            if self.discard_body(framing, &dropped).is_err() {
+                forwarded.upload.mark_client_aborted();
+                return Decided::Broken;
+            }
+        }
+        Decided::Answer(answer)
     }
 
     /// Reads a whole request body (as received, and its payload size) for the decision.
@@ -702,5 +816,7 @@ fn log_session_end(client: &Client, session: Hijack, raw_in: Option<(u64, Outcom
         started: session.request.started,
         outcome,
         role: session.request.role.as_deref(),
+        owner: session.request.owner.as_deref(),
+        id: session.request.id.as_deref(),
     });
 }

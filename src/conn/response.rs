@@ -115,7 +115,8 @@ impl ResponseSide {
                     request,
                     upstream_dropped,
                 } => {
-                    let written = answer.write_to(&mut self.writer);
+                    let head_only = request.as_ref().is_some_and(|r| r.method == "HEAD");
+                    let written = answer.write_to(&mut self.writer, head_only);
                     if let Some(request) = request {
                         let outcome = if written.is_ok() {
                             answer.outcome()
@@ -129,6 +130,17 @@ impl ResponseSide {
                     }
                     if answer.closes() || written.is_err() {
                         return None;
+                    }
+                }
+                Queued::Interim {
+                    bytes,
+                    upstream_dropped,
+                } => {
+                    if self.writer.write_all(bytes).is_err() {
+                        return None;
+                    }
+                    if upstream_dropped {
+                        self.upstream = None;
                     }
                 }
                 Queued::Forwarded(request) => {
@@ -344,7 +356,7 @@ impl ResponseSide {
             request.target.path,
             answer.message()
         );
-        let _ = answer.write_to(&mut self.writer);
+        let _ = answer.write_to(&mut self.writer, request.method == "HEAD");
         request.log(&self.client, Some(502), 0, Outcome::UpstreamClosed);
         ResponseEnd::Close
     }

@@ -36,5 +36,6 @@ mod reload_broken;
 mod reload_server_cert;
 mod shutdown;
 mod tenancy;
+mod tenant_gate;
 mod upstream_down;
 mod wire;

@@ -7,6 +7,7 @@
 //!           ├── expired (clientAuth)          not_after in the past
 //!           ├── serveronly (serverAuth only)  wrong key usage
 //!           ├── carol (clientAuth)            good (a third root client for the reload tests)
+//!           ├── team-a, team-b (clientAuth)   good (two tenants for the tenancy tests)
 //!           ├── intermediate CA ── bob (clientAuth; cert.pem = bob + intermediate)
 //!           └── expired intermediate CA ── dave (clientAuth; cert.pem = dave + intermediate)
 //! other CA ──── stranger (clientAuth)         unknown issuer
@@ -53,6 +54,8 @@ pub const SERIAL_STRANGER: &[u8] = &[0x6b, 0x33, 0x05];
 pub const SERIAL_BOB: &[u8] = &[0x7c, 0x44, 0x06];
 pub const SERIAL_CAROL: &[u8] = &[0x2e, 0x5d, 0x0a];
 pub const SERIAL_DAVE: &[u8] = &[0x3a, 0x6e, 0x0b];
+pub const SERIAL_TEAM_A: &[u8] = &[0x4a, 0x7a, 0x0d];
+pub const SERIAL_TEAM_B: &[u8] = &[0x4b, 0x7b, 0x0e];
 /// The server certificate's serial (a renewed one gets another, see [`issue_server_cert`]).
 pub const SERIAL_SERVER_CERT: &[u8] = SERIAL_SERVER;
 const SERIAL_ROOT: &[u8] = &[0x01, 0x01];
@@ -106,6 +109,9 @@ pub struct Pki {
     pub stranger: Identity,
     pub bob: Identity,
     pub carol: Identity,
+    /// Two tenants (CN team-a, team-b) of the root CA.
+    pub team_a: Identity,
+    pub team_b: Identity,
     /// Issued by the expired intermediate CA.
     pub dave: Identity,
     /// A DOCKER_CERT_PATH with only ca.pem.
@@ -428,6 +434,21 @@ fn generate(dir: &Path) -> Pki {
         None,
     );
 
+    let team_a = ctx.client(
+        "team-a",
+        leaf_params("team-a", SERIAL_TEAM_A, ClientAuth),
+        SERIAL_TEAM_A,
+        &root,
+        None,
+    );
+    let team_b = ctx.client(
+        "team-b",
+        leaf_params("team-b", SERIAL_TEAM_B, ClientAuth),
+        SERIAL_TEAM_B,
+        &root,
+        None,
+    );
+
     let no_cert_dir = dir.join("clients").join("nocert");
     write(&no_cert_dir.join("ca.pem"), root.pem());
 
@@ -472,6 +493,8 @@ fn generate(dir: &Path) -> Pki {
         stranger,
         bob,
         carol,
+        team_a,
+        team_b,
         dave,
         no_cert_dir,
         forged_root_issuer: Issuer::new(
