@@ -28,12 +28,12 @@ pub enum Group {
 
 /// Every group with its name and the endpoints it allows (the README's table).
 pub const GROUPS: &[(Group, &str, &str)] = &[
-    (Group::Read, "read", "GET /_ping, HEAD /_ping, /version, /info, /system/df, /events; GET /containers/json, /containers/{id}/json, /top, /changes, /stats; GET /images/json, /images/{name}/json, /images/{name}/history, /distribution/{name}/json; GET /volumes, /volumes/{name}; GET /networks, /networks/{id}"),
+    (Group::Read, "read", "GET /_ping, HEAD /_ping, /version, /info, /system/df, /events; GET /containers/json, /containers/{id}/json, /top, /changes, /stats; GET /images/json, /images/{name}/json, /images/{name}/history; GET /volumes, /volumes/{name}; GET /networks, /networks/{id}"),
     (Group::Logs, "logs", "GET /containers/{id}/logs"),
     (Group::Files, "files", "GET, HEAD, PUT /containers/{id}/archive; GET /containers/{id}/export; GET /images/{name}/get, /images/get"),
     (Group::Containers, "containers", "POST /containers/create (checked against [role.X.containers]); POST /containers/{id}/start (a body is refused), stop, restart, kill, pause, unpause, wait, rename, update, resize, attach; GET /containers/{id}/attach/ws; DELETE /containers/{id}; POST /containers/prune"),
     (Group::Exec, "exec", "POST /containers/{id}/exec (checked); POST /exec/{id}/start, /exec/{id}/resize; GET /exec/{id}/json"),
-    (Group::Images, "images", "POST /images/create (pull, import), /images/{name}/push, /images/{name}/tag, /images/load, /commit, /images/prune; GET /images/search; DELETE /images/{name}"),
+    (Group::Images, "images", "POST /images/create (pull, import), /images/{name}/push, /images/{name}/tag, /images/load, /commit, /images/prune; GET /images/search, /distribution/{name}/json (dockerd contacts the registry named); DELETE /images/{name}"),
     (Group::Build, "build", "POST /build with the classic builder (query checked), POST /build/cancel"),
     (Group::Buildkit, "buildkit", "POST /session, /grpc, POST /build?version=2 (BuildKit; cannot be inspected)"),
     (Group::Volumes, "volumes", "POST /volumes/create (checked: a local-driver bind is a bind mount), PUT and DELETE /volumes/{name}, POST /volumes/prune"),
@@ -94,7 +94,8 @@ pub fn group_of(endpoint: &Endpoint) -> Option<Group> {
             ImageOp::Save => Group::Files,
             ImageOp::Push | ImageOp::Tag | ImageOp::Remove => Group::Images,
         },
-        E::DistributionInspect { .. } => Group::Read,
+        // dockerd contacts the registry the name names: any host:port, from the host.
+        E::DistributionInspect { .. } => Group::Images,
         E::Build | E::BuildCancel => Group::Build,
         E::BuildKitSession | E::BuildKitGrpc => Group::Buildkit,
         E::VolumeList => Group::Read,

@@ -12,6 +12,42 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
+/// The deepest nesting of arrays and objects a body may have. Docker's own bodies nest about
+/// six levels (`NetworkingConfig.EndpointsConfig.NAME.IPAMConfig...`). The reader, the checks
+/// and the serialiser recurse once per level on a session thread's small stack
+/// (`conn::SESSION_THREAD_STACK`): without a cap, a body of a few hundred `[` overflowed it
+/// in debug builds (serde_json's own limit, 128, leaves too little room there).
+pub const MAX_DEPTH: usize = 32;
+
+/// Refuses a body nested deeper than `MAX_DEPTH`, before any recursive code sees it: a byte
+/// scan that counts `[` and `{` outside strings.
+fn check_depth(body: &[u8]) -> Result<(), String> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in body {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(format!("JSON nested deeper than {MAX_DEPTH} levels"));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A JSON value with object members in document order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Json {
@@ -24,8 +60,10 @@ pub enum Json {
 }
 
 impl Json {
-    /// Parses a whole body: exactly one JSON value, optionally surrounded by whitespace.
+    /// Parses a whole body: exactly one JSON value, optionally surrounded by whitespace,
+    /// nested at most `MAX_DEPTH` arrays and objects deep.
     pub fn parse(body: &[u8]) -> Result<Json, String> {
+        check_depth(body)?;
         let mut deserializer = serde_json::Deserializer::from_slice(body);
         let value = Json::deserialize(&mut deserializer).map_err(|e| e.to_string())?;
         deserializer
@@ -240,6 +278,29 @@ mod tests {
             .collect();
         assert_eq!(keys, ["b", "Privileged", "a"]);
         assert_eq!(v.get("Privileged"), Some(&Json::Bool(true)));
+    }
+
+    #[test]
+    fn nesting_is_capped_before_any_recursion() {
+        let nested = |depth: usize| {
+            format!(
+                "{{\"Cmd\":{}{}, \"Note\":\"[[[[\\\"\"}}",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        assert!(Json::parse(nested(MAX_DEPTH - 1).as_bytes()).is_ok());
+        let err = Json::parse(nested(MAX_DEPTH).as_bytes()).unwrap_err();
+        assert!(err.contains("nested deeper than 32"), "{err}");
+        // Far beyond any stack: refused by the scan, not by a recursion that overflows.
+        assert!(Json::parse(nested(100_000).as_bytes()).is_err());
+        // Brackets inside strings, escaped quotes included, do not count.
+        let in_strings = format!(
+            "{{\"Cmd\":[\"{}\\\"{}\"]}}",
+            "[".repeat(100),
+            "{".repeat(100)
+        );
+        assert!(Json::parse(in_strings.as_bytes()).is_ok());
     }
 
     #[test]
