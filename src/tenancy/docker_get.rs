@@ -109,7 +109,8 @@ impl Write for Capped {
     }
 }
 
-#[cfg(test)]
+// A fake dockerd on a unix socket: unix only.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;
