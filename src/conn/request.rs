@@ -541,7 +541,16 @@ impl<'a> RequestSide<'a> {
             match self.read_body(request.framing) {
                 Ok((raw, payload)) => {
                     decoded = match request.framing {
-                        RequestFraming::Chunked => body::dechunk(&raw).unwrap_or_default(),
+                        // `relay_chunked` wrote `raw` in its own framing, so this holds; if it
+                        // ever did not, the policy must not decide on an empty body.
+                        RequestFraming::Chunked => match body::dechunk(&raw) {
+                            Some(payload) => payload,
+                            None => {
+                                return Decided::Answer(LocalAnswer::BadRequest(
+                                    "the chunked body could not be decoded".into(),
+                                ))
+                            }
+                        },
                         _ => raw.clone(),
                     };
                     body = Some((raw, payload));
