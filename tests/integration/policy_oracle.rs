@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::cli::docker_command;
-use crate::common::dockerd::dockerd;
+use crate::common::dockerd::docker_api;
 use crate::common::gate::dockgate_command;
 use crate::common::util::{fresh_dir, run_with_timeout, unique_name};
 use crate::common::TEST_IMAGE;
@@ -205,27 +205,6 @@ fn strings(v: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|s| s.as_str().map(str::to_owned))
         .collect()
-}
-
-/// One HTTP/1.0 exchange with dockerd's socket (HTTP/1.0: no chunked answers).
-fn docker_api(method: &str, path: &str, content_type: &str, body: &str) -> (u16, Value) {
-    let mut s = UnixStream::connect(dockerd().socket()).expect("connect to dockerd");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: docker\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    s.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response);
-    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let json = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| serde_json::from_str(b).unwrap_or_else(|_| Value::String(b.to_string())))
-        .unwrap_or(Value::Null);
-    (status, json)
 }
 
 /// Creates a container straight at dockerd; its ID, or dockerd's error message.

@@ -4,15 +4,13 @@
 //! dockerd's own semantics: how it resolves names, ID prefixes and link aliases, that the
 //! merged filters really filter on 20.10, and how it merges image labels into a container's.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::common::cli::docker_command;
-use crate::common::dockerd::dockerd;
+use crate::common::dockerd::{docker_api_json, dockerd};
 use crate::common::gate::dockgate_command;
 use crate::common::util::{fresh_dir, run_with_timeout, unique_name};
 use crate::common::TEST_IMAGE;
@@ -122,7 +120,7 @@ impl Tenant {
     fn create(&self, kind: &str, query: &str, body: &str) -> String {
         let explained = self.explain("POST", &format!("{API}/{kind}/create{query}"), body);
         assert!(explained.ok, "{}", explained.text);
-        let (status, json) = docker_api(
+        let (status, json) = docker_api_json(
             "POST",
             explained.target_or(&format!("{API}/{kind}/create{query}")),
             explained.body(),
@@ -158,34 +156,13 @@ impl Explained {
     }
 }
 
-/// A request straight to dockerd's socket: (status, JSON body).
-fn docker_api(method: &str, target: &str, body: &str) -> (u16, Value) {
-    let mut s = UnixStream::connect(dockerd().socket()).expect("connect to dockerd");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let head = format!(
-        "{method} {target} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    s.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response);
-    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let json = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| serde_json::from_str(b).unwrap_or_else(|_| Value::String(b.to_string())))
-        .unwrap_or(Value::Null);
-    (status, json)
-}
-
 fn remove_container(id: &str) {
-    docker_api("DELETE", &format!("{API}/containers/{id}?force=1"), "");
+    docker_api_json("DELETE", &format!("{API}/containers/{id}?force=1"), "");
 }
 
 /// A 3-character ID prefix of `id` that no other container's ID starts with right now.
 fn unique_prefix(id: &str) -> Option<String> {
-    let (_, all) = docker_api("GET", &format!("{API}/containers/json?all=1"), "");
+    let (_, all) = docker_api_json("GET", &format!("{API}/containers/json?all=1"), "");
     let prefix = &id[..3];
     let sharing = all
         .as_array()
@@ -220,7 +197,7 @@ fn tenancy_resolves_names_prefixes_aliases_and_execs_like_dockerd() {
         a.resolve("POST", &format!("{API}/containers/{web}/stop")),
         Ok(web.clone())
     );
-    let (status, direct) = docker_api(
+    let (status, direct) = docker_api_json(
         "GET",
         &format!("{API}/containers/{web_name}/alias/json"),
         "",
@@ -258,7 +235,7 @@ fn tenancy_resolves_names_prefixes_aliases_and_execs_like_dockerd() {
     );
 
     // team-b gets dockerd's own 404, byte for byte the one for a name that does not exist.
-    let (status, missing) = docker_api(
+    let (status, missing) = docker_api_json(
         "GET",
         &format!("{API}/containers/no-such-{web_name}/json"),
         "",
@@ -304,9 +281,9 @@ fn tenancy_resolves_names_prefixes_aliases_and_execs_like_dockerd() {
     );
 
     // An exec ID team-b learned is not team-b's.
-    let (status, _) = docker_api("POST", &format!("{API}/containers/{web}/start"), "");
+    let (status, _) = docker_api_json("POST", &format!("{API}/containers/{web}/start"), "");
     assert_eq!(status, 204);
-    let (status, exec) = docker_api(
+    let (status, exec) = docker_api_json(
         "POST",
         &format!("{API}/containers/{web}/exec"),
         r#"{"Cmd":["true"]}"#,
@@ -322,7 +299,8 @@ fn tenancy_resolves_names_prefixes_aliases_and_execs_like_dockerd() {
         "{}",
         a_exec.text
     );
-    let (_, missing_exec) = docker_api("GET", &format!("{API}/exec/{}/json", "0".repeat(64)), "");
+    let (_, missing_exec) =
+        docker_api_json("GET", &format!("{API}/exec/{}/json", "0".repeat(64)), "");
     assert_eq!(
         missing_exec["message"],
         format!("No such exec instance: {}", "0".repeat(64))
@@ -339,7 +317,7 @@ fn tenancy_resolves_names_prefixes_aliases_and_execs_like_dockerd() {
         a.resolve("GET", &format!("{API}/volumes/{volume}")),
         Ok(volume.clone())
     );
-    let (_, missing_volume) = docker_api("GET", &format!("{API}/volumes/no-{volume}"), "");
+    let (_, missing_volume) = docker_api_json("GET", &format!("{API}/volumes/no-{volume}"), "");
     assert_eq!(
         missing_volume["message"],
         format!("get no-{volume}: no such volume")
@@ -358,7 +336,7 @@ fn tenancy_resolves_names_prefixes_aliases_and_execs_like_dockerd() {
         a.resolve("DELETE", &format!("{API}/networks/{}", &net_id[..5])),
         Ok(net_id.clone())
     );
-    let (_, missing_network) = docker_api("GET", &format!("{API}/networks/no-{network}"), "");
+    let (_, missing_network) = docker_api_json("GET", &format!("{API}/networks/no-{network}"), "");
     assert_eq!(
         missing_network["message"],
         format!("network no-{network} not found")
@@ -371,13 +349,13 @@ fn tenancy_resolves_names_prefixes_aliases_and_execs_like_dockerd() {
     for id in [&web, &db] {
         remove_container(id);
     }
-    docker_api("DELETE", &format!("{API}/volumes/{volume}"), "");
-    docker_api("DELETE", &format!("{API}/networks/{net_id}"), "");
+    docker_api_json("DELETE", &format!("{API}/volumes/{volume}"), "");
+    docker_api_json("DELETE", &format!("{API}/networks/{net_id}"), "");
 }
 
 /// The names of the containers a forwarded list target returns, straight from dockerd.
 fn listed_names(target: &str) -> Vec<String> {
-    let (status, list) = docker_api("GET", target, "");
+    let (status, list) = docker_api_json("GET", target, "");
     assert_eq!(status, 200, "{target}: {list}");
     list.as_array()
         .unwrap()
@@ -422,12 +400,12 @@ fn tenancy_merged_filters_really_filter_on_dockerd() {
         "",
     );
     assert_eq!(listed_names(b_filtered.target()), vec![b_name.to_string()]);
-    let (_, unfiltered) = docker_api("GET", &format!("{API}/containers/json?all=1"), "");
+    let (_, unfiltered) = docker_api_json("GET", &format!("{API}/containers/json?all=1"), "");
     assert!(unfiltered.as_array().unwrap().len() >= 2);
 
     // docker volume ls
     let b_volumes = b.explain("GET", &format!("{API}/volumes"), "");
-    let (_, volumes) = docker_api("GET", b_volumes.target(), "");
+    let (_, volumes) = docker_api_json("GET", b_volumes.target(), "");
     let volume_names: Vec<&str> = volumes["Volumes"]
         .as_array()
         .map(|v| v.iter().map(|v| v["Name"].as_str().unwrap()).collect())
@@ -437,7 +415,7 @@ fn tenancy_merged_filters_really_filter_on_dockerd() {
         "{volume_names:?}"
     );
     let a_volumes = a.explain("GET", &format!("{API}/volumes"), "");
-    let (_, volumes) = docker_api("GET", a_volumes.target(), "");
+    let (_, volumes) = docker_api_json("GET", a_volumes.target(), "");
     assert!(volumes.to_string().contains(&a_volume), "{volumes}");
 
     // docker network ls
@@ -449,7 +427,7 @@ fn tenancy_merged_filters_really_filter_on_dockerd() {
     );
     let network_names = |t: &Tenant| -> Vec<String> {
         let listed = t.explain("GET", &format!("{API}/networks"), "");
-        let (status, networks) = docker_api("GET", listed.target(), "");
+        let (status, networks) = docker_api_json("GET", listed.target(), "");
         assert_eq!(status, 200, "{networks}");
         networks
             .as_array()
@@ -460,16 +438,16 @@ fn tenancy_merged_filters_really_filter_on_dockerd() {
     };
     assert!(network_names(&a).contains(&a_network));
     assert!(!network_names(&b).contains(&a_network));
-    docker_api("DELETE", &format!("{API}/networks/{a_net_id}"), "");
+    docker_api_json("DELETE", &format!("{API}/networks/{a_net_id}"), "");
 
     // docker container prune as team-b removes team-b's stopped container, not team-a's.
     let prune = b.explain("POST", &format!("{API}/containers/prune?{app_filter}"), "");
-    let (status, pruned) = docker_api("POST", prune.target(), "");
+    let (status, pruned) = docker_api_json("POST", prune.target(), "");
     assert_eq!(status, 200, "{pruned}");
     let deleted = pruned["ContainersDeleted"].to_string();
     assert!(deleted.contains(&b_id), "{pruned}");
     assert!(!deleted.contains(&a_id), "{pruned}");
-    let (status, _) = docker_api("GET", &format!("{API}/containers/{a_id}/json"), "");
+    let (status, _) = docker_api_json("GET", &format!("{API}/containers/{a_id}/json"), "");
     assert_eq!(status, 200, "team-a's container survived team-b's prune");
 
     // docker events: team-a's container events only.
@@ -485,14 +463,14 @@ fn tenancy_merged_filters_really_filter_on_dockerd() {
         "",
     );
     remove_container(&a_id);
-    docker_api("DELETE", &format!("{API}/volumes/{a_volume}"), "");
+    docker_api_json("DELETE", &format!("{API}/volumes/{a_volume}"), "");
     let events = |target: &str| -> Vec<Value> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
         let target = target.replace(&format!("until={until}"), &format!("until={}", now + 1));
-        let (status, body) = docker_api("GET", &target, "");
+        let (status, body) = docker_api_json("GET", &target, "");
         assert_eq!(status, 200, "{body}");
         let text = body
             .as_str()
@@ -544,13 +522,13 @@ fn tenancy_an_image_label_cannot_supply_the_owner() {
     );
     assert!(out.success(), "docker build: {}{}", out.stdout, out.stderr);
     let owner = |id: &str| {
-        let (_, inspect) = docker_api("GET", &format!("{API}/containers/{id}/json"), "");
+        let (_, inspect) = docker_api_json("GET", &format!("{API}/containers/{id}/json"), "");
         remove_container(id);
         inspect["Config"]["Labels"]["dockgate.owner"].clone()
     };
     // Without the gate, dockerd takes the image's label: the image would make team-b the owner.
     let body = format!(r#"{{"Image":"{tag}","Cmd":["true"]}}"#);
-    let (status, direct) = docker_api("POST", &format!("{API}/containers/create"), &body);
+    let (status, direct) = docker_api_json("POST", &format!("{API}/containers/create"), &body);
     assert_eq!(status, 201, "{direct}");
     assert_eq!(owner(direct["Id"].as_str().unwrap()), "team-b");
     // Through the gate's create rewriting, team-a owns what team-a runs.
@@ -567,7 +545,7 @@ fn tenancy_an_image_label_cannot_supply_the_owner() {
         assert!(!explained.ok);
         assert_eq!(explained.answer().0, 403, "{}", explained.text);
     }
-    docker_api("DELETE", &format!("{API}/images/{tag}"), "");
+    docker_api_json("DELETE", &format!("{API}/images/{tag}"), "");
 }
 
 #[test]
@@ -627,8 +605,8 @@ fn tenancy_a_create_cannot_name_another_tenants_objects() {
     );
     assert!(fresh.ok, "{}", fresh.text);
     remove_container(&db);
-    docker_api("DELETE", &format!("{API}/volumes/{volume}"), "");
-    docker_api("DELETE", &format!("{API}/networks/{net_id}"), "");
+    docker_api_json("DELETE", &format!("{API}/volumes/{volume}"), "");
+    docker_api_json("DELETE", &format!("{API}/networks/{net_id}"), "");
 }
 
 #[test]
@@ -680,9 +658,9 @@ fn tenancy_commit_and_network_connect_check_the_container_they_name() {
         allowed.body(),
         format!(r#"{{"Container":"{id}","EndpointConfig":{{}}}}"#)
     );
-    let (status, answer) = docker_api("POST", allowed.target(), allowed.body());
+    let (status, answer) = docker_api_json("POST", allowed.target(), allowed.body());
     assert_eq!(status, 200, "{answer}");
-    let (_, inspect) = docker_api("GET", &format!("{API}/containers/{id}/json"), "");
+    let (_, inspect) = docker_api_json("GET", &format!("{API}/containers/{id}/json"), "");
     assert!(
         inspect["NetworkSettings"]["Networks"][&network].is_object(),
         "{}",
@@ -704,7 +682,7 @@ fn tenancy_commit_and_network_connect_check_the_container_they_name() {
 
     remove_container(&id);
     for net in [&net_id, &b_net_id] {
-        docker_api("DELETE", &format!("{API}/networks/{net}"), "");
+        docker_api_json("DELETE", &format!("{API}/networks/{net}"), "");
     }
 }
 
@@ -718,7 +696,7 @@ fn tenancy_another_tenants_name_cannot_hide_an_own_id_prefix() {
     let prefix = &a_id[..10];
     let b_id = b.create("containers", &format!("?name={prefix}"), &run);
     // dockerd looks names up before ID prefixes: alone, it would pick team-b's container.
-    let (_, direct) = docker_api("GET", &format!("{API}/containers/{prefix}/json"), "");
+    let (_, direct) = docker_api_json("GET", &format!("{API}/containers/{prefix}/json"), "");
     assert_eq!(direct["Id"], b_id);
     // Each tenant gets its own, and neither learns that the other's exists.
     assert_eq!(

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::cli::docker_command;
-use crate::common::dockerd::dockerd;
+use crate::common::dockerd::{docker_api_json, dockerd};
 use crate::common::gate::GateBuilder;
 use crate::common::tls::RawTls;
 use crate::common::util::{fresh_dir, poll, run_with_timeout, unique_name};
@@ -51,30 +51,9 @@ fn gate() -> Gate {
         .start()
 }
 
-/// A request straight to dockerd's socket (setup and checks, not under test): (status, JSON).
-fn docker_api(method: &str, target: &str, body: &str) -> (u16, Value) {
-    let mut s = UnixStream::connect(dockerd().socket()).expect("connect to dockerd");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let head = format!(
-        "{method} {target} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    s.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response);
-    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let json = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| serde_json::from_str(b).unwrap_or_else(|_| Value::String(b.to_string())))
-        .unwrap_or(Value::Null);
-    (status, json)
-}
-
 /// dockerd's view of a container: `None` when it does not exist.
 fn inspect_direct(reference: &str) -> Option<Value> {
-    let (status, json) = docker_api("GET", &format!("{API}/containers/{reference}/json"), "");
+    let (status, json) = docker_api_json("GET", &format!("{API}/containers/{reference}/json"), "");
     (status == 200).then_some(json)
 }
 
@@ -89,7 +68,7 @@ struct Cleanup(Vec<String>);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for name in &self.0 {
-            docker_api("DELETE", &format!("{API}/containers/{name}?force=1"), "");
+            docker_api_json("DELETE", &format!("{API}/containers/{name}?force=1"), "");
         }
     }
 }
@@ -274,7 +253,7 @@ fn tenant_gate_the_owner_label_cannot_be_claimed_or_inherited() {
         .contains(&name));
     no_such_container(&b, &["exec", &name, "true"]);
     drop(_cleanup);
-    docker_api("DELETE", &format!("{API}/images/{tag}?force=1"), "");
+    docker_api_json("DELETE", &format!("{API}/images/{tag}?force=1"), "");
 }
 
 /// One request over a fresh TLS connection as `who`: (status, JSON body).
@@ -335,7 +314,7 @@ fn tenant_gate_exec_ids_prunes_and_events_stay_with_their_owner() {
         assert_eq!(status, 404, "{method} {target}: {answer}");
         assert_eq!(answer["message"], format!("No such exec instance: {exec}"));
     }
-    let (_, exec_state) = docker_api("GET", &format!("{API}/exec/{exec}/json"), "");
+    let (_, exec_state) = docker_api_json("GET", &format!("{API}/exec/{exec}/json"), "");
     assert_eq!(exec_state["Running"], false);
     Docker::direct().fails(&["exec", &web, "test", "-e", "/pwned"]);
     // team-a's own exec ID works.
@@ -482,14 +461,14 @@ fn create_direct(name: &str) -> String {
     let body = format!(
         r#"{{"Image":"{TEST_IMAGE}","Cmd":["sleep","600"],"Labels":{{"dockgate.owner":"team-a"}}}}"#
     );
-    let (status, created) = docker_api(
+    let (status, created) = docker_api_json(
         "POST",
         &format!("{API}/containers/create?name={name}"),
         &body,
     );
     assert_eq!(status, 201, "{created}");
     let id = created["Id"].as_str().unwrap().to_string();
-    let (status, started) = docker_api("POST", &format!("{API}/containers/{id}/start"), "");
+    let (status, started) = docker_api_json("POST", &format!("{API}/containers/{id}/start"), "");
     assert_eq!(status, 204, "{started}");
     id
 }
@@ -503,7 +482,7 @@ fn tenant_gate_an_action_lands_on_the_checked_container_or_fails() {
     let (name, seen) = (web.clone(), replacement.clone());
     // Between the gate's check and its action, another client removes `web` and recreates it.
     let upstream = HookedUpstream::start(&web, move || {
-        docker_api("DELETE", &format!("{API}/containers/{name}?force=1"), "");
+        docker_api_json("DELETE", &format!("{API}/containers/{name}?force=1"), "");
         *seen.lock().unwrap() = Some(create_direct(&name));
     });
     let gate = GateBuilder::standard()

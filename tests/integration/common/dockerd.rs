@@ -15,6 +15,8 @@ use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::cli::docker_command;
 use super::util::{poll, run_dir, run_with_timeout};
 
@@ -66,6 +68,34 @@ impl Dockerd {
     fn pid(&self) -> i32 {
         self.child.lock().unwrap_or_else(|e| e.into_inner()).id() as i32
     }
+}
+
+/// One HTTP/1.0 exchange straight with dockerd's socket, bypassing the gate (HTTP/1.0: no
+/// chunked answers): the status and the body as JSON (a string when it is not JSON). For the
+/// tests' setup and for asking dockerd, the oracle, what it really did.
+pub fn docker_api(method: &str, target: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let mut s = UnixStream::connect(dockerd().socket()).expect("connect to dockerd");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "{method} {target} HTTP/1.0\r\nHost: docker\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let json = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| serde_json::from_str(b).unwrap_or_else(|_| Value::String(b.to_string())))
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// `docker_api` with a JSON body.
+pub fn docker_api_json(method: &str, target: &str, body: &str) -> (u16, Value) {
+    docker_api(method, target, "application/json", body)
 }
 
 fn start(dir: &Path) -> Dockerd {
