@@ -162,19 +162,16 @@ pub fn tenancy_refused(
 
 /// A request head the gate refused (it never reached Docker); the connection then closes.
 pub fn request_refused(client: &Client, status: u16, reason: &str) {
-    let fields: Fields<'_> = vec![
-        ("peer", Value::from_display(&client.peer)),
-        ("subject", Value::from(client.identity.subject.as_str())),
-        ("serial", Value::from(client.identity.serial.as_str())),
-        ("status", Value::from(status)),
-        ("reason", Value::from(reason)),
-    ];
-    emit(Level::Warn, "request refused", &fields);
+    refused("request refused", client, status, reason);
 }
 
 /// A verified client's connection the gate turned away before serving it (a connection limit
 /// reached): it got `status` and was closed.
 pub fn connection_refused(client: &Client, status: u16, reason: &str) {
+    refused("connection refused", client, status, reason);
+}
+
+fn refused(event: &str, client: &Client, status: u16, reason: &str) {
     let fields: Fields<'_> = vec![
         ("peer", Value::from_display(&client.peer)),
         ("subject", Value::from(client.identity.subject.as_str())),
@@ -182,7 +179,7 @@ pub fn connection_refused(client: &Client, status: u16, reason: &str) {
         ("status", Value::from(status)),
         ("reason", Value::from(reason)),
     ];
-    emit(Level::Warn, "connection refused", &fields);
+    emit(Level::Warn, event, &fields);
 }
 
 /// A live connection the gate ended, and why.
