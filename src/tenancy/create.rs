@@ -12,7 +12,7 @@
 //! exactly. The caller forwards the returned bytes with a recomputed Content-Length.
 
 use super::{Kind, Refusal, OWNER_LABEL};
-use crate::policy::body::{parse_body, Finding, Headers};
+use crate::policy::body::{parse_body, Headers};
 use crate::policy::docker_json::{
     go_fold, map_member, struct_members, CONFIG_FIELDS, CREATE_FIELDS, HOST_CONFIG_FIELDS,
     VOLUME_CREATE_FIELDS,
@@ -33,9 +33,9 @@ pub fn label_create(
     headers: &Headers<'_>,
     body: &[u8],
 ) -> Result<Vec<u8>, Refusal> {
-    let value = parse_body(headers, body).map_err(refusal)?;
+    let value = parse_body(headers, body)?;
     let members = known_members(kind, &value)?;
-    let labels = map_member(members, "Labels", "").map_err(refusal)?;
+    let labels = map_member(members, "Labels", "")?;
     let owner_key = go_fold(OWNER_LABEL);
     if let Some((key, _)) = labels.iter().find(|(k, _)| go_fold(k) == owner_key) {
         return Err(Refusal::denied(format!(
@@ -72,7 +72,7 @@ fn known_members(kind: Kind, value: &Json) -> Result<&[(String, Json)], Refusal>
         Kind::Networks => NETWORK_CREATE_FIELDS,
         Kind::Exec => return Err(Refusal::bad_request("an exec create carries no labels")),
     };
-    struct_members(value, "", known).map_err(refusal)
+    struct_members(value, "", known).map_err(Refusal::from)
 }
 
 fn singular(kind: Kind) -> &'static str {
@@ -81,13 +81,6 @@ fn singular(kind: Kind) -> &'static str {
         Kind::Volumes => "volume",
         Kind::Networks => "network",
         Kind::Exec => "exec",
-    }
-}
-
-fn refusal(finding: Finding) -> Refusal {
-    match finding {
-        Finding::Refused { reason, .. } => Refusal::bad_request(reason),
-        Finding::Denied { what, .. } => Refusal::denied(what),
     }
 }
 

@@ -172,9 +172,14 @@ fn render(filters: &Filters) -> String {
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 pub(super) fn query_escape(text: &str) -> String {
+    percent_escape(text, b"")
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters and those in `also_keep`.
+pub(super) fn percent_escape(text: &str, also_keep: &[u8]) -> String {
     text.bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || also_keep.contains(&b) {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")

@@ -66,6 +66,17 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// What the policy's body reader found, as tenancy answers it.
+impl From<crate::policy::body::Finding> for Refusal {
+    fn from(finding: crate::policy::body::Finding) -> Refusal {
+        use crate::policy::body::Finding;
+        match finding {
+            Finding::Refused { reason, .. } => Refusal::bad_request(reason),
+            Finding::Denied { what, .. } => Refusal::denied(what),
+        }
+    }
+}
+
 impl Refusal {
     pub fn bad_request(message: impl Into<String>) -> Refusal {
         let message = format!("dockgate: bad request: {}", message.into());

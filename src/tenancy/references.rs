@@ -43,25 +43,24 @@ const BUILTIN_NETWORKS: &[&str] = &["", "default", "bridge", "host", "none"];
 
 /// The containers, volumes and networks a container create body names.
 pub fn create_references(headers: &Headers<'_>, body: &[u8]) -> Result<Vec<Reference>, Refusal> {
-    let value = parse_body(headers, body).map_err(refusal)?;
+    let value = parse_body(headers, body)?;
     let known = [CONFIG_FIELDS, CREATE_FIELDS, HOST_CONFIG_FIELDS].concat();
-    let top = struct_members(&value, "", &known).map_err(refusal)?;
+    let top = struct_members(&value, "", &known)?;
     let mut refs = Vec::new();
     if let Some(host_config) = member(top, "HostConfig") {
-        let hc = struct_members(host_config, "HostConfig", HOST_CONFIG_FIELDS).map_err(refusal)?;
-        host_config_references(hc, &mut refs).map_err(refusal)?;
+        let hc = struct_members(host_config, "HostConfig", HOST_CONFIG_FIELDS)?;
+        host_config_references(hc, &mut refs)?;
     }
     if let Some(networking) = member(top, "NetworkingConfig") {
-        let nc = struct_members(networking, "NetworkingConfig", NETWORKING_CONFIG_FIELDS)
-            .map_err(refusal)?;
-        let endpoints = map_member(nc, "EndpointsConfig", "NetworkingConfig").map_err(refusal)?;
+        let nc = struct_members(networking, "NetworkingConfig", NETWORKING_CONFIG_FIELDS)?;
+        let endpoints = map_member(nc, "EndpointsConfig", "NetworkingConfig")?;
         for (network, settings) in endpoints {
             let field = format!("NetworkingConfig.EndpointsConfig.{network}");
             if !BUILTIN_NETWORKS.contains(&network.as_str()) {
                 refs.push(reference(RefKind::Network, network, &field));
             }
-            let es = struct_members(settings, &field, ENDPOINT_SETTINGS_FIELDS).map_err(refusal)?;
-            for link in str_list(es, "Links", &field).map_err(refusal)? {
+            let es = struct_members(settings, &field, ENDPOINT_SETTINGS_FIELDS)?;
+            for link in str_list(es, "Links", &field)? {
                 refs.push(link_reference(link, &format!("{field}.Links")));
             }
         }
@@ -122,14 +121,13 @@ const CONNECT_FIELDS: &[&str] = &["Container", "EndpointConfig", "Force"];
 
 /// The containers a network connect or disconnect body names: `Container` first.
 pub fn connect_references(headers: &Headers<'_>, body: &[u8]) -> Result<Vec<Reference>, Refusal> {
-    let value = parse_body(headers, body).map_err(refusal)?;
-    let members = struct_members(&value, "", CONNECT_FIELDS).map_err(refusal)?;
-    let container = str_member(members, "Container", "").map_err(refusal)?;
+    let value = parse_body(headers, body)?;
+    let members = struct_members(&value, "", CONNECT_FIELDS)?;
+    let container = str_member(members, "Container", "")?;
     let mut refs = vec![reference(RefKind::Container, container, "Container")];
     if let Some(settings) = member(members, "EndpointConfig") {
-        let es = struct_members(settings, "EndpointConfig", ENDPOINT_SETTINGS_FIELDS)
-            .map_err(refusal)?;
-        for link in str_list(es, "Links", "EndpointConfig").map_err(refusal)? {
+        let es = struct_members(settings, "EndpointConfig", ENDPOINT_SETTINGS_FIELDS)?;
+        for link in str_list(es, "Links", "EndpointConfig")? {
             refs.push(link_reference(link, "EndpointConfig.Links"));
         }
     }
@@ -143,10 +141,8 @@ pub fn connect_body_with_id(
     body: &[u8],
     container_id: &str,
 ) -> Result<Vec<u8>, Refusal> {
-    let value = parse_body(headers, body).map_err(refusal)?;
-    let mut members = struct_members(&value, "", CONNECT_FIELDS)
-        .map_err(refusal)?
-        .to_vec();
+    let value = parse_body(headers, body)?;
+    let mut members = struct_members(&value, "", CONNECT_FIELDS)?.to_vec();
     match members.iter_mut().find(|(k, _)| k == "Container") {
         Some((_, v)) => *v = Json::String(container_id.to_string()),
         None => return Err(Refusal::bad_request("the body names no Container")),
@@ -172,13 +168,6 @@ fn reference(kind: RefKind, name: &str, field: &str) -> Reference {
         name: name.to_string(),
         field: field.to_string(),
         created_if_missing: false,
-    }
-}
-
-fn refusal(finding: Finding) -> Refusal {
-    match finding {
-        Finding::Refused { reason, .. } => Refusal::bad_request(reason),
-        Finding::Denied { what, .. } => Refusal::denied(what),
     }
 }
 

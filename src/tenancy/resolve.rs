@@ -251,15 +251,7 @@ fn owner_of(labels: &Value) -> Option<String> {
 
 /// Percent-encodes a path piece: RFC 3986 unreserved characters and `/` stay.
 fn path_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    super::filters::percent_escape(text, b"/")
 }
 
 #[cfg(test)]
