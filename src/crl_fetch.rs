@@ -413,8 +413,9 @@ fn cached_summaries(source: &CrlSource, client_ca: &Path) -> Option<Vec<CrlSumma
     Some(crls.into_iter().map(|crl| crl.summary).collect())
 }
 
-/// Write to a temporary file in the same directory, then rename over the target.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Write to a temporary file in the same directory, then rename over the target (also for
+/// `crl_history`'s record).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&temp)?;
     file.write_all(bytes)?;

@@ -14,7 +14,6 @@
 //! source is pinned by the first CRL accepted again, which for a `--crl-url` is its cached copy.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -22,6 +21,7 @@ use log::error;
 use serde_json::{json, Value};
 use x509_parser::num_bigint::BigUint;
 
+use crate::crl_fetch::write_atomically;
 use crate::tls::load::{CrlIdentity, CrlSummary};
 
 /// The file in `--crl-cache` that keeps the newest editions across restarts.
@@ -326,15 +326,6 @@ fn parse_edition(entry: &Value) -> Option<(EditionKey, Edition)> {
 /// accepted CRL). `locks`: recovered.
 pub fn lock(history: &Mutex<CrlHistory>) -> MutexGuard<'_, CrlHistory> {
     crate::locks::recover(history)
-}
-
-/// Write to a temporary file in the same directory, then rename over the target.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)
 }
 
 #[cfg(test)]
