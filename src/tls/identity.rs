@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use x509_parser::der_parser::asn1_rs::{Any, Tag};
+use x509_parser::der_parser::asn1_rs::Any;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
 /// The identity of a client certificate, as logged.
@@ -118,17 +118,7 @@ fn short_name(oid: &str) -> Option<&'static str> {
 
 /// A string value with RFC 4514's escapes; a value that is no string as `#` + DER hex.
 fn push_value(out: &mut String, value: &Any<'_>) {
-    let text = match value.tag() {
-        Tag::Utf8String
-        | Tag::PrintableString
-        | Tag::Ia5String
-        | Tag::NumericString
-        | Tag::VisibleString
-        | Tag::TeletexString => std::str::from_utf8(value.data).ok().map(str::to_owned),
-        Tag::BmpString => bmp_string(value.data),
-        _ => None,
-    };
-    let Some(text) = text else {
+    let Some(text) = super::names::directory_string(value) else {
         out.push('#');
         out.push_str(&der_hex(value));
         return;
@@ -146,18 +136,6 @@ fn push_value(out: &mut String, value: &Any<'_>) {
             c => out.push(c),
         }
     }
-}
-
-/// UTF-16BE, as BMPString holds it.
-fn bmp_string(data: &[u8]) -> Option<String> {
-    if data.len() % 2 != 0 {
-        return None;
-    }
-    let units: Vec<u16> = data
-        .chunks_exact(2)
-        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
-        .collect();
-    String::from_utf16(&units).ok()
 }
 
 /// The DER encoding of `value` (tag, length, contents) in lowercase hex.

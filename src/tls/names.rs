@@ -10,7 +10,7 @@
 //! simplified matching RFC 5280 allows in place of full RFC 4518 preparation; attributes that
 //! are not strings are compared by their DER.
 
-use x509_parser::der_parser::asn1_rs::Tag;
+use x509_parser::der_parser::asn1_rs::{Any, Tag};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
@@ -47,7 +47,13 @@ fn canonical_attribute(attribute: &AttributeTypeAndValue<'_>) -> String {
 
 /// The text of a DirectoryString-like value, whatever its ASN.1 string type.
 fn string_value(attribute: &AttributeTypeAndValue<'_>) -> Option<String> {
-    let value = attribute.attr_value();
+    directory_string(attribute.attr_value())
+}
+
+/// The text of an ASN.1 string value (the DirectoryString types, IA5, Visible, Numeric);
+/// `None` for a value of another type or one that does not decode. Also used to render
+/// subjects (`identity::rfc4514`).
+pub fn directory_string(value: &Any<'_>) -> Option<String> {
     let data = value.data;
     match value.tag() {
         Tag::Utf8String
