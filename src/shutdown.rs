@@ -81,13 +81,17 @@ pub fn handle_signals(listeners: Vec<TcpListener>) -> std::io::Result<()> {
                 } else {
                     "SIGINT"
                 };
-                if DRAINING.swap(true, Ordering::SeqCst) {
+                if DRAINING.load(Ordering::SeqCst) {
                     warn!("{name} again: cutting the remaining connections now");
                     HURRY.store(true, Ordering::SeqCst);
                     continue;
                 }
                 info!("{name}: shutting down, no longer accepting connections");
+                // STOPPING=1 goes out before DRAINING is set: an accept loop woken by a
+                // connection sees DRAINING, drains and may exit the process at once, and
+                // systemd must have heard it first. (This thread is the only writer.)
                 crate::sd_notify::stopping();
+                DRAINING.store(true, Ordering::SeqCst);
                 for listener in &listeners {
                     // Wakes the accept loop blocked on this socket (accept then fails, and the
                     // loop sees `is_draining`), and the kernel refuses new connections.
