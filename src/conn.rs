@@ -125,9 +125,9 @@ fn authenticate(
 ) -> Option<Session> {
     net::tune_socket(&tcp);
     let state = gate.tls();
-    let handshaken = handshake(state.tls.config.clone(), &tcp, peer);
-    drop(slot);
-    let (tls, identity) = handshaken?;
+    // `slot` (a pending handshake, as shutdown counts them) is held until the connection is
+    // registered: a shutdown that saw neither would exit under a client it just let in.
+    let (tls, identity) = handshake(state.tls.config.clone(), &tcp, peer)?;
     debug!(
         "handshake ok peer={peer} subject=\"{}\" serial={}",
         identity.subject, identity.serial
@@ -155,6 +155,7 @@ fn authenticate(
     let registration = gate
         .connections
         .register(client.clone(), chain, control.clone());
+    drop(slot);
     if !still_valid(gate, state.generation, &registration.conn) {
         control.abort();
         return None;

@@ -25,12 +25,18 @@ fn send_logged(state: &str) {
 
 #[cfg(target_os = "linux")]
 fn send(state: &str) -> io::Result<()> {
+    match std::env::var_os("NOTIFY_SOCKET") {
+        Some(target) => send_to(target, state),
+        None => Ok(()),
+    }
+}
+
+/// Sends `state` to the socket `target` names (a `$NOTIFY_SOCKET` value).
+#[cfg(target_os = "linux")]
+fn send_to(target: std::ffi::OsString, state: &str) -> io::Result<()> {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixDatagram};
 
-    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
-        return Ok(());
-    };
     let target = target
         .into_string()
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NOTIFY_SOCKET is not UTF-8"))?;
@@ -60,8 +66,8 @@ mod tests {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixDatagram};
 
-    /// Both spellings reach the socket: a path and an abstract name. (Tests share the process
-    /// environment, so both cases run in one test.)
+    /// Both spellings reach the socket: a path and an abstract name; anything else is an error.
+    /// (`send_to` takes the value, so the test leaves the process environment alone.)
     #[test]
     fn ready_reaches_path_and_abstract_sockets() {
         let dir = std::env::temp_dir().join(format!("dockgate-notify-{}", std::process::id()));
@@ -69,8 +75,7 @@ mod tests {
         let path = dir.join("notify.sock");
         let _ = std::fs::remove_file(&path);
         let by_path = UnixDatagram::bind(&path).unwrap();
-        std::env::set_var("NOTIFY_SOCKET", &path);
-        send("READY=1").unwrap();
+        send_to(path.clone().into(), "READY=1").unwrap();
         let mut buf = [0; 64];
         let n = by_path.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"READY=1");
@@ -78,14 +83,11 @@ mod tests {
         let name = format!("dockgate-notify-test-{}", std::process::id());
         let abstract_addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
         let by_name = UnixDatagram::bind_addr(&abstract_addr).unwrap();
-        std::env::set_var("NOTIFY_SOCKET", format!("@{name}"));
-        send("STOPPING=1").unwrap();
+        send_to(format!("@{name}").into(), "STOPPING=1").unwrap();
         let n = by_name.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"STOPPING=1");
 
-        std::env::set_var("NOTIFY_SOCKET", "relative/path");
-        assert!(send("READY=1").is_err());
-        std::env::remove_var("NOTIFY_SOCKET");
+        assert!(send_to("relative/path".into(), "READY=1").is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

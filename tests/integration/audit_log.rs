@@ -1,14 +1,14 @@
 //! The audit log as an attacker tests it: hijacked sessions behind percent-encoded paths,
 //! transfers cut by the client half-way, and certificates made to flood the log.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use crate::common::expect::LOG_WAIT;
 use crate::common::pki::Identity;
 use crate::common::tls::{exchange, RawTls};
-use crate::common::util::{fresh_dir, run_with_timeout, unique_name, write_random_file};
+use crate::common::util::{fresh_dir, poll, run_with_timeout, unique_name, write_random_file};
 use crate::common::{pki, Container, Docker, Gate, TEST_IMAGE};
 
 /// `POST path` with a JSON body on `conn`; returns (status, body).
@@ -275,6 +275,15 @@ fn aborted_upload_is_logged_with_the_bytes_forwarded_and_client_aborted() {
     let tar = std::fs::read(&tar).unwrap();
     let sent = 3 << 19; // 1.5 MiB: all of `first`, part of `second`
 
+    let merged_dir = Docker::direct().ok(&[
+        "inspect",
+        "-f",
+        "{{.GraphDriver.Data.MergedDir}}",
+        &container.name,
+    ]);
+    let merged_dir = merged_dir.trim();
+    assert!(merged_dir.starts_with('/'), "{merged_dir}");
+
     let mut conn = RawTls::connect(gate.port, Some(&pki().alice));
     let path = format!("/v1.41/containers/{}/archive?path=/", container.name);
     let mut request = format!(
@@ -284,8 +293,20 @@ fn aborted_upload_is_logged_with_the_bytes_forwarded_and_client_aborted() {
     request.extend_from_slice(&tar[..sent]);
     request.extend_from_slice(b"\r\n");
     conn.send(&request).unwrap();
-    // Let the gate forward all of it before the reset (a reset discards unread bytes).
-    std::thread::sleep(Duration::from_secs(1));
+    // Wait until dockerd has extracted every byte sent (the tar's two 512-byte headers, all of
+    // `first`, the start of `second`) before the reset: a reset discards what the gate has
+    // not read yet, and a fixed sleep is too short for a loaded dockerd. The file is looked at
+    // from the host (dockerd locks the container while it extracts, so `docker exec` waits).
+    let partial = (sent - 1024 - (1 << 20)) as u64;
+    let second = Path::new(&merged_dir).join("second");
+    let extracted = poll(Duration::from_secs(30), || {
+        let size = std::fs::metadata(&second).map(|m| m.len()).unwrap_or(0);
+        (size == partial).then_some(())
+    });
+    assert!(
+        extracted.is_some(),
+        "dockerd never held {partial} bytes of {second:?}"
+    );
     conn.reset();
 
     gate.wait_for_log(&["request start", &path], LOG_WAIT);

@@ -137,7 +137,7 @@ fn expired_crl_from_reload_refuses_new_connections_but_cuts_nothing() {
     // rollback), but already past its nextUpdate: published late.
     let expired = sign_crl_at(&pki.root_issuer, 2, &[SERIAL_MALLORY], -60, -30);
     write_atomically(&files.root_crl, expired.pem().unwrap().as_bytes());
-    gate.wait_for_log(&["TLS configuration reloaded"], Duration::from_secs(3));
+    gate.wait_for_log(&["TLS configuration reloaded"], Duration::from_secs(8));
     gate.wait_for_log(
         &[&files.root_crl_name(), "is past its nextUpdate", "REFUSED"],
         LOG_WAIT,

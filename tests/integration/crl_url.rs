@@ -4,7 +4,6 @@
 //! `--tlscacert` CA is never cached, nor an older CRL (rollback) or another CA's CRL
 //! (substitution) than the URL served before.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -217,12 +216,8 @@ fn crl_from_other_ca_download_is_not_cached() {
 /// Nothing to download and nothing cached: the gate does not start (exit 2).
 #[test]
 fn unreachable_url_without_cache_refuses_to_start() {
-    let closed_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{closed_port}/root.crl");
+    let closed = crate::common::util::ClosedPort::new();
+    let url = format!("http://127.0.0.1:{}/root.crl", closed.port);
     let cache = fresh_dir("crl-cache");
     let out = url_gate(&url, &cache).run_to_exit();
     assert_eq!(out.status.code(), Some(2), "stderr:\n{}", out.stderr);

@@ -59,7 +59,7 @@ fn run_interactive_stdin_half_close() {
     docker.assert_success(&args, &out);
     assert_eq!(out.stdout, "hi\n");
     assert!(
-        out.elapsed < Duration::from_secs(10),
+        out.elapsed < Duration::from_secs(20),
         "took {:?} to exit after stdin EOF",
         out.elapsed
     );
@@ -117,7 +117,7 @@ fn exec_with_and_without_stdin() {
     docker.assert_success(&args, &out);
     assert_eq!(out.stdout, "data\n");
     assert!(
-        out.elapsed < Duration::from_secs(10),
+        out.elapsed < Duration::from_secs(20),
         "exec -i took {:?}",
         out.elapsed
     );

@@ -11,8 +11,9 @@ use crate::common::pki::{Identity, SERIAL_ALICE, SERIAL_MALLORY};
 use crate::common::util::Streaming;
 use crate::common::{pki, Container, Docker, Gate};
 
-/// How long the gate may take to act on a rewritten CRL with `--reload-interval 1`.
-const CUT_WITHIN: Duration = Duration::from_secs(3);
+/// How long the gate may take to act on a rewritten CRL with `--reload-interval 1`: a tick,
+/// a debug-build reload and the verifier pass, with room for a loaded CI machine.
+const CUT_WITHIN: Duration = Duration::from_secs(8);
 /// Time allowed for a line to come back through a live session.
 const ECHO_WAIT: Duration = Duration::from_secs(15);
 
@@ -173,7 +174,9 @@ fn sighup_reloads_at_once_and_nothing_else_does_without_polling() {
 
     let sent = Instant::now();
     gate.sighup();
-    let within = Duration::from_secs(1);
+    // Polling is off, so anything within a few seconds is SIGHUP's doing (the 2 s above
+    // showed nothing happens without it).
+    let within = Duration::from_secs(5);
     gate.wait_for_log(&["SIGHUP: reloading certificates and CRLs"], within);
     gate.wait_for_log(
         &["TLS configuration reloaded (generation 1)"],
@@ -226,9 +229,10 @@ fn reload_that_cannot_read_its_files_is_retried() {
 /// reason. It used to stay open until some unrelated reload re-verified it.
 #[test]
 fn session_is_cut_when_its_certificate_expires() {
-    let dora = short_lived_client("dora", 12);
     let gate = LiveFiles::new().gate("0").start();
     let container = Docker::direct().run_detached(&["sleep", "600"]);
+    // Issued once the gate and the container are up, so a slow start cannot eat its life.
+    let dora = short_lived_client("dora", 20);
     let mut exec =
         Streaming::spawn_with_stdin(&mut Docker::via_cert_dir(&gate, &dora.0).command(&[
             "exec",

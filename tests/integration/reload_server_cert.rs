@@ -40,7 +40,7 @@ fn renewed_server_certificate_is_served_without_restart() {
             "CN=dockgate test server",
             &format!("serial {renewed}"),
         ],
-        Duration::from_secs(3),
+        Duration::from_secs(8),
     );
     gate.wait_for_log(&["TLS configuration reloaded"], LOG_WAIT);
     eprintln!(

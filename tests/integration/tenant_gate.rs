@@ -161,17 +161,18 @@ fn tenant_gate_another_tenants_container_is_no_such_container() {
         WAIT,
     );
     assert!(line.contains(&format!("id={id}")), "{line}");
+    // `start -a` attaches before it starts, so the output cannot be missed however slow the
+    // machine is (a `run -d` then `attach` races the container's exit).
     a.ok(&[
-        "run",
-        "-d",
+        "create",
         "--name",
         &attachable,
         TEST_IMAGE,
         "sh",
         "-c",
-        "sleep 4; echo attached-ok",
+        "echo attached-ok",
     ]);
-    let attached = a.ok(&["attach", "--no-stdin", &attachable]);
+    let attached = a.ok(&["start", "-a", &attachable]);
     assert!(attached.contains("attached-ok"), "{attached}");
     a.ok(&["stop", "-t", "0", &prefix(&id)]);
     a.ok(&["rm", &id]);
@@ -334,10 +335,17 @@ fn tenant_gate_exec_ids_prunes_and_events_stay_with_their_owner() {
     });
     assert!(touched.is_some(), "team-a's exec did not run");
 
-    // team-b's prune removes team-b's stopped containers only.
-    a.ok(&["run", "--name", &a_stopped, TEST_IMAGE, "true"]);
-    b.ok(&["run", "--name", &b_stopped, TEST_IMAGE, "true"]);
-    b.ok(&["container", "prune", "-f"]);
+    // team-b's prune removes team-b's stopped containers only. The label keeps the prune
+    // away from the team-b containers of tests running at the same time.
+    let this_test = format!("app={}", unique_name("prune"));
+    a.ok(&[
+        "run", "--label", &this_test, "--name", &a_stopped, TEST_IMAGE, "true",
+    ]);
+    b.ok(&[
+        "run", "--label", &this_test, "--name", &b_stopped, TEST_IMAGE, "true",
+    ]);
+    let label_filter = format!("label={this_test}");
+    b.ok(&["container", "prune", "-f", "--filter", &label_filter]);
     assert!(
         inspect_direct(&a_stopped).is_some(),
         "team-b pruned team-a's container"

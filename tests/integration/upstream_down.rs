@@ -51,11 +51,6 @@ fn unix_upstream_missing_gives_502_json() {
 
 #[test]
 fn tcp_upstream_refusing_gives_502_json() {
-    // Bind and drop a listener to get a port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    assert_502_names(&format!("tcp://127.0.0.1:{port}"));
+    let closed = crate::common::util::ClosedPort::new();
+    assert_502_names(&format!("tcp://127.0.0.1:{}", closed.port));
 }

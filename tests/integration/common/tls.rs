@@ -10,7 +10,9 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use super::pki::{pki, Identity};
 
-pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a test client waits for the next byte before calling the gate hung (generous: the
+/// CI machine is loaded, and some exchanges, such as a classic build, are silent for a while).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What came back on a connection: bytes until close, and the error that ended it, if any
 /// (a clean close or a close without close_notify is no error).
@@ -96,7 +98,7 @@ impl RawTls {
         self.stream.flush()
     }
 
-    /// Reads until the gate closes the connection. Panics if it stays open for 10 s.
+    /// Reads until the gate closes the connection. Panics if it stays silent for `READ_TIMEOUT`.
     pub fn read_to_close(&mut self) -> Outcome {
         let mut bytes = Vec::new();
         let mut buf = [0u8; 16 * 1024];

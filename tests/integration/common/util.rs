@@ -298,3 +298,24 @@ pub fn write_random_file(path: &Path, len: u64) {
     let copied = std::io::copy(&mut (&mut src).take(len), &mut dst).expect("copy random bytes");
     assert_eq!(copied, len);
 }
+
+/// A local TCP port that refuses connections for as long as this value lives: bound, never
+/// listening. (Binding and dropping a listener would free the port for a parallel test to take.)
+pub struct ClosedPort {
+    _bound: socket2::Socket,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any_port.into()).unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        ClosedPort {
+            _bound: socket,
+            port,
+        }
+    }
+}
