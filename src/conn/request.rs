@@ -538,30 +538,12 @@ impl<'a> RequestSide<'a> {
                 self.send_continue();
                 continued = true;
             }
-            match self.read_body(request.framing) {
-                Ok((raw, payload)) => {
-                    decoded = match request.framing {
-                        // `relay_chunked` wrote `raw` in its own framing, so this holds; if it
-                        // ever did not, the policy must not decide on an empty body.
-                        RequestFraming::Chunked => match body::dechunk(&raw) {
-                            Some(payload) => payload,
-                            None => {
-                                return Decided::Answer(LocalAnswer::BadRequest(
-                                    "the chunked body could not be decoded".into(),
-                                ))
-                            }
-                        },
-                        _ => raw.clone(),
-                    };
+            match self.body_for_decision(request.framing, forwarded) {
+                Ok((raw, payload, plain)) => {
                     body = Some((raw, payload));
+                    decoded = plain;
                 }
-                Err(BodyError::TooLarge) => {
-                    return Decided::Answer(LocalAnswer::PayloadTooLarge(POLICY_BODY_LIMIT))
-                }
-                Err(BodyError::Broken) => {
-                    forwarded.upload.mark_client_aborted();
-                    return Decided::Broken;
-                }
+                Err(decided) => return decided,
             }
         }
         let headers = head::request_headers(&head);
@@ -698,6 +680,48 @@ impl<'a> RequestSide<'a> {
         Decided::Answer(answer)
     }
 
+    /// Reads the whole body of a request the decision needs: as received (re-chunked), its
+    /// payload size, and the payload itself. A body the gate cannot read or take is answered
+    /// here (413 over the limit, 400 for malformed chunked framing; both close, since where the
+    /// body ends is unknown) and logged as a refused request; a client that fails or leaves in
+    /// the middle breaks the connection.
+    fn body_for_decision(
+        &mut self,
+        framing: RequestFraming,
+        forwarded: &Forwarded,
+    ) -> Result<(Vec<u8>, u64, Vec<u8>), Decided> {
+        let refusal = match self.read_body(framing) {
+            Ok((raw, payload)) => match framing {
+                // `relay_chunked` wrote `raw` in its own framing, so this holds; if it ever
+                // did not, the policy must not decide on an empty body.
+                RequestFraming::Chunked => match body::dechunk(&raw) {
+                    Some(plain) => return Ok((raw, payload, plain)),
+                    None => LocalAnswer::BadRequest("the chunked body could not be decoded".into()),
+                },
+                _ => {
+                    let plain = raw.clone();
+                    return Ok((raw, payload, plain));
+                }
+            },
+            Err(BodyError::TooLarge) => LocalAnswer::PayloadTooLarge(POLICY_BODY_LIMIT),
+            Err(BodyError::Malformed(why)) => {
+                LocalAnswer::BadRequest(format!("malformed chunked body: {why}"))
+            }
+            Err(BodyError::Broken) => {
+                forwarded.upload.mark_client_aborted();
+                return Err(Decided::Broken);
+            }
+        };
+        audit::body_refused(
+            &self.client,
+            &forwarded.method,
+            &forwarded.target,
+            refusal.status(),
+            &refusal.message(),
+        );
+        Err(Decided::Answer(refusal))
+    }
+
     /// Reads a whole request body (as received, and its payload size) for the decision.
     fn read_body(&mut self, framing: RequestFraming) -> Result<(Vec<u8>, u64), BodyError> {
         match framing {
@@ -719,7 +743,8 @@ impl<'a> RequestSide<'a> {
                 match body::relay_chunked(&mut self.inbound, &mut capped, &mut payload) {
                     Ok(()) if payload <= POLICY_BODY_LIMIT => Ok((capped.out, payload)),
                     Ok(()) | Err(RelayError::Sink(_)) => Err(BodyError::TooLarge),
-                    Err(_) => Err(BodyError::Broken),
+                    Err(RelayError::Malformed(why)) => Err(BodyError::Malformed(why)),
+                    Err(RelayError::Source(_)) => Err(BodyError::Broken),
                 }
             }
         }
@@ -762,8 +787,14 @@ struct Prepared {
     body: Option<(Vec<u8>, u64)>,
 }
 
+/// Why a body the decision needs was not read.
 enum BodyError {
+    /// Over `POLICY_BODY_LIMIT`.
     TooLarge,
+    /// Not valid chunked encoding (a bad size line, data longer than its size, an over-long
+    /// line): the client gets a 400, not a dropped connection.
+    Malformed(&'static str),
+    /// The client failed or ended in the middle of it.
     Broken,
 }
 
