@@ -520,3 +520,89 @@ fn a_malformed_chunked_create_is_400_and_creates_nothing() {
     assert_ne!(id.trim(), "", "the well-formed create made no container");
     Docker::direct().ok(&["rm", "-f", id.trim()]);
 }
+
+/// `docker network connect` through the gate: carol (ci, `networks` allowed) connects a
+/// container, but not with endpoint driver options; alice (admin, not inspected) may.
+#[test]
+fn network_connect_with_driver_options_is_denied_to_inspected_roles() {
+    let gate = enforcing();
+    let carol = Docker::via(&gate, &pki().carol);
+    let alice = Docker::via(&gate, &pki().alice);
+    let direct = Docker::direct();
+    let network = unique_name("gate-net");
+    let bridge = format!("dgt{}", &network[network.len() - 8..]);
+    direct.ok(&[
+        "network",
+        "create",
+        "-o",
+        &format!("com.docker.network.bridge.name={bridge}"),
+        &network,
+    ]);
+    let endpoint_opts = |container: &str| {
+        direct.ok(&[
+            "inspect",
+            "--format",
+            &format!("{{{{json (index .NetworkSettings.Networks \"{network}\").DriverOpts}}}}"),
+            container,
+        ])
+    };
+    let [denied_to, plain, by_admin] = ["opts", "plain", "admin"].map(|what| {
+        let name = unique_name(what);
+        direct.ok(&[
+            "create",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            TEST_IMAGE,
+            "true",
+        ]);
+        // Off `none`, so the container may join another network.
+        direct.ok(&["network", "disconnect", "none", &name]);
+        name
+    });
+    let opt = "com.docker.network.endpoint.ifname=dgt0";
+
+    denied(
+        &carol,
+        &[
+            "network",
+            "connect",
+            "--driver-opt",
+            opt,
+            &network,
+            &denied_to,
+        ],
+        "CN=carol",
+        "ci",
+    );
+    let line = gate.wait_for_log(&["request denied", "CN=carol", "/connect"], WAIT);
+    assert!(line.contains("field=EndpointConfig.DriverOpts"), "{line}");
+    let networks = direct.ok(&[
+        "inspect",
+        "--format",
+        "{{json .NetworkSettings.Networks}}",
+        &denied_to,
+    ]);
+    assert!(
+        !networks.contains(&network),
+        "the denied connect reached dockerd: {networks}"
+    );
+
+    carol.ok(&["network", "connect", &network, &plain]);
+    assert_eq!(endpoint_opts(&plain).trim(), "{}");
+    alice.ok(&[
+        "network",
+        "connect",
+        "--driver-opt",
+        opt,
+        &network,
+        &by_admin,
+    ]);
+    assert!(endpoint_opts(&by_admin).contains("dgt0"));
+
+    for name in [&denied_to, &plain, &by_admin] {
+        let _ = direct.run(&["rm", "-f", name]);
+    }
+    let _ = direct.run(&["network", "rm", &network]);
+}
