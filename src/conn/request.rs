@@ -662,7 +662,8 @@ impl<'a> RequestSide<'a> {
     }
 
     /// Answers a request locally instead of forwarding it. An answer that keeps the connection
-    /// first reads and drops the body no decision read.
+    /// first reads and drops the body no decision read; when that body turns out to be
+    /// malformed chunked encoding, the answer is a 400 that closes instead.
     fn answer_instead(
         &mut self,
         answer: LocalAnswer,
@@ -672,44 +673,53 @@ impl<'a> RequestSide<'a> {
     ) -> Decided {
         if !answer.closes() && !body_read {
             let dropped = Upload::default();
-            if self.discard_body(framing, &dropped).is_err() {
-                forwarded.upload.mark_client_aborted();
-                return Decided::Broken;
+            match self.discard_body(framing, &dropped) {
+                Ok(()) => {}
+                Err(RelayError::Malformed(why)) => {
+                    return self.refuse_body(forwarded, BodyError::Malformed(why))
+                }
+                Err(_) => {
+                    forwarded.upload.mark_client_aborted();
+                    return Decided::Broken;
+                }
             }
         }
         Decided::Answer(answer)
     }
 
     /// Reads the whole body of a request the decision needs: as received (re-chunked), its
-    /// payload size, and the payload itself. A body the gate cannot read or take is answered
-    /// here (413 over the limit, 400 for malformed chunked framing; both close, since where the
-    /// body ends is unknown) and logged as a refused request; a client that fails or leaves in
-    /// the middle breaks the connection.
+    /// payload size, and the payload itself; or what to do instead (`refuse_body`).
     fn body_for_decision(
         &mut self,
         framing: RequestFraming,
         forwarded: &Forwarded,
     ) -> Result<(Vec<u8>, u64, Vec<u8>), Decided> {
-        let refusal = match self.read_body(framing) {
-            Ok((raw, payload)) => match framing {
-                // `relay_chunked` wrote `raw` in its own framing, so this holds; if it ever
-                // did not, the policy must not decide on an empty body.
-                RequestFraming::Chunked => match body::dechunk(&raw) {
-                    Some(plain) => return Ok((raw, payload, plain)),
-                    None => LocalAnswer::BadRequest("the chunked body could not be decoded".into()),
-                },
-                _ => {
-                    let plain = raw.clone();
-                    return Ok((raw, payload, plain));
-                }
-            },
-            Err(BodyError::TooLarge) => LocalAnswer::PayloadTooLarge(POLICY_BODY_LIMIT),
-            Err(BodyError::Malformed(why)) => {
+        let (raw, payload) = self
+            .read_body(framing)
+            .map_err(|e| self.refuse_body(forwarded, e))?;
+        let plain = match framing {
+            // `relay_chunked` wrote `raw` in its own framing, so this holds; if it ever did
+            // not, the policy must not decide on an empty body.
+            RequestFraming::Chunked => body::dechunk(&raw).ok_or_else(|| {
+                self.refuse_body(forwarded, BodyError::Malformed("cannot be decoded"))
+            })?,
+            _ => raw.clone(),
+        };
+        Ok((raw, payload, plain))
+    }
+
+    /// The answer to a body the gate could not read to its end: 413 or 400 (both close, since
+    /// where the body ends is unknown), logged as a refused request; a client that failed or
+    /// left in the middle breaks the connection.
+    fn refuse_body(&self, forwarded: &Forwarded, error: BodyError) -> Decided {
+        let refusal = match error {
+            BodyError::TooLarge => LocalAnswer::PayloadTooLarge(POLICY_BODY_LIMIT),
+            BodyError::Malformed(why) => {
                 LocalAnswer::BadRequest(format!("malformed chunked body: {why}"))
             }
-            Err(BodyError::Broken) => {
+            BodyError::Broken => {
                 forwarded.upload.mark_client_aborted();
-                return Err(Decided::Broken);
+                return Decided::Broken;
             }
         };
         audit::body_refused(
@@ -719,7 +729,7 @@ impl<'a> RequestSide<'a> {
             refusal.status(),
             &refusal.message(),
         );
-        Err(Decided::Answer(refusal))
+        Decided::Answer(refusal)
     }
 
     /// Reads a whole request body (as received, and its payload size) for the decision.

@@ -561,3 +561,29 @@ fn a_malformed_chunked_body_the_policy_reads_is_400_and_closes_without_reaching_
         );
     }
 }
+
+#[test]
+fn a_denied_request_whose_unread_chunked_body_is_malformed_is_400_and_closes() {
+    let dir = scratch_dir();
+    let dial = prepared(vec![]);
+    let mut running = serve_with(dial, ci_policy(&dir));
+    running
+        .client
+        .write_all(b"POST /v1.41/images/create?fromImage=x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        .unwrap();
+    running
+        .client
+        .sock
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (head, body) = read_message(&mut running.client).expect("an answer");
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+    assert!(head.contains("Connection: close"), "{head}");
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        json["message"],
+        "dockgate: bad request: malformed chunked body: invalid chunk size"
+    );
+    assert!(ends_within(&mut running.client, Duration::from_secs(10)));
+    assert_eq!(dial.dials.load(Ordering::SeqCst), 0);
+}
