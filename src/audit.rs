@@ -166,8 +166,9 @@ pub fn request_refused(client: &Client, status: u16, reason: &str) {
     refused("request refused", client, status, reason);
 }
 
-/// A request whose body the gate read for the policy and refused (`400` malformed chunked
-/// framing, `413` over the limit): nothing of it reached Docker and the connection then closes.
+/// A request whose body the gate read for the policy (or dropped for a denial) and refused
+/// (`400` malformed chunked framing, `413` over the limit): nothing of it reached Docker and the
+/// connection then closes.
 /// The same record as a refused head, with the method and path.
 pub fn body_refused(
     client: &Client,
