@@ -13,7 +13,8 @@
 //! - `tenancy refused`: a tenant's request naming an object that is not its own (or otherwise
 //!   refused by tenancy), with the owner, the status the client got and the reason;
 //! - `request refused`: a request head the gate refused before anything reached Docker (400,
-//!   431), with the status and the reason;
+//!   431), or a body it read for the policy and refused (400 malformed chunked, 413), with the
+//!   status and the reason (and for a body the method and path);
 //! - `connection refused`: a verified client turned away by a connection limit (503);
 //! - `connection cut`: a live connection the gate ended (revocation, expiry, shutdown), with
 //!   what it was doing;
@@ -163,6 +164,23 @@ pub fn tenancy_refused(
 /// A request head the gate refused (it never reached Docker); the connection then closes.
 pub fn request_refused(client: &Client, status: u16, reason: &str) {
     refused("request refused", client, status, reason);
+}
+
+/// A request whose body the gate read for the policy (or dropped for a denial) and refused
+/// (`400` malformed chunked framing, `413` over the limit): nothing of it reached Docker and the
+/// connection then closes.
+/// The same record as a refused head, with the method and path.
+pub fn body_refused(
+    client: &Client,
+    method: &str,
+    target: &LoggedTarget,
+    status: u16,
+    reason: &str,
+) {
+    let mut fields = exchange_fields(client, method, target);
+    fields.push(("status", Value::from(status)));
+    fields.push(("reason", Value::from(reason)));
+    emit(Level::Warn, "request refused", &fields);
 }
 
 /// A verified client's connection the gate turned away before serving it (a connection limit

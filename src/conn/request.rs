@@ -538,30 +538,12 @@ impl<'a> RequestSide<'a> {
                 self.send_continue();
                 continued = true;
             }
-            match self.read_body(request.framing) {
-                Ok((raw, payload)) => {
-                    decoded = match request.framing {
-                        // `relay_chunked` wrote `raw` in its own framing, so this holds; if it
-                        // ever did not, the policy must not decide on an empty body.
-                        RequestFraming::Chunked => match body::dechunk(&raw) {
-                            Some(payload) => payload,
-                            None => {
-                                return Decided::Answer(LocalAnswer::BadRequest(
-                                    "the chunked body could not be decoded".into(),
-                                ))
-                            }
-                        },
-                        _ => raw.clone(),
-                    };
+            match self.body_for_decision(request.framing, forwarded) {
+                Ok((raw, payload, plain)) => {
                     body = Some((raw, payload));
+                    decoded = plain;
                 }
-                Err(BodyError::TooLarge) => {
-                    return Decided::Answer(LocalAnswer::PayloadTooLarge(POLICY_BODY_LIMIT))
-                }
-                Err(BodyError::Broken) => {
-                    forwarded.upload.mark_client_aborted();
-                    return Decided::Broken;
-                }
+                Err(decided) => return decided,
             }
         }
         let headers = head::request_headers(&head);
@@ -680,7 +662,8 @@ impl<'a> RequestSide<'a> {
     }
 
     /// Answers a request locally instead of forwarding it. An answer that keeps the connection
-    /// first reads and drops the body no decision read.
+    /// first reads and drops the body no decision read; when that body turns out to be
+    /// malformed chunked encoding, the answer is a 400 that closes instead.
     fn answer_instead(
         &mut self,
         answer: LocalAnswer,
@@ -690,12 +673,63 @@ impl<'a> RequestSide<'a> {
     ) -> Decided {
         if !answer.closes() && !body_read {
             let dropped = Upload::default();
-            if self.discard_body(framing, &dropped).is_err() {
-                forwarded.upload.mark_client_aborted();
-                return Decided::Broken;
+            match self.discard_body(framing, &dropped) {
+                Ok(()) => {}
+                Err(RelayError::Malformed(why)) => {
+                    return self.refuse_body(forwarded, BodyError::Malformed(why))
+                }
+                Err(_) => {
+                    forwarded.upload.mark_client_aborted();
+                    return Decided::Broken;
+                }
             }
         }
         Decided::Answer(answer)
+    }
+
+    /// Reads the whole body of a request the decision needs: as received (re-chunked), its
+    /// payload size, and the payload itself; or what to do instead (`refuse_body`).
+    fn body_for_decision(
+        &mut self,
+        framing: RequestFraming,
+        forwarded: &Forwarded,
+    ) -> Result<(Vec<u8>, u64, Vec<u8>), Decided> {
+        let (raw, payload) = self
+            .read_body(framing)
+            .map_err(|e| self.refuse_body(forwarded, e))?;
+        let plain = match framing {
+            // `relay_chunked` wrote `raw` in its own framing, so this holds; if it ever did
+            // not, the policy must not decide on an empty body.
+            RequestFraming::Chunked => body::dechunk(&raw).ok_or_else(|| {
+                self.refuse_body(forwarded, BodyError::Malformed("cannot be decoded"))
+            })?,
+            _ => raw.clone(),
+        };
+        Ok((raw, payload, plain))
+    }
+
+    /// The answer to a body the gate could not read to its end: 413 or 400 (both close, since
+    /// where the body ends is unknown), logged as a refused request; a client that failed or
+    /// left in the middle breaks the connection.
+    fn refuse_body(&self, forwarded: &Forwarded, error: BodyError) -> Decided {
+        let refusal = match error {
+            BodyError::TooLarge => LocalAnswer::PayloadTooLarge(POLICY_BODY_LIMIT),
+            BodyError::Malformed(why) => {
+                LocalAnswer::BadRequest(format!("malformed chunked body: {why}"))
+            }
+            BodyError::Broken => {
+                forwarded.upload.mark_client_aborted();
+                return Decided::Broken;
+            }
+        };
+        audit::body_refused(
+            &self.client,
+            &forwarded.method,
+            &forwarded.target,
+            refusal.status(),
+            &refusal.message(),
+        );
+        Decided::Answer(refusal)
     }
 
     /// Reads a whole request body (as received, and its payload size) for the decision.
@@ -719,7 +753,8 @@ impl<'a> RequestSide<'a> {
                 match body::relay_chunked(&mut self.inbound, &mut capped, &mut payload) {
                     Ok(()) if payload <= POLICY_BODY_LIMIT => Ok((capped.out, payload)),
                     Ok(()) | Err(RelayError::Sink(_)) => Err(BodyError::TooLarge),
-                    Err(_) => Err(BodyError::Broken),
+                    Err(RelayError::Malformed(why)) => Err(BodyError::Malformed(why)),
+                    Err(RelayError::Source(_)) => Err(BodyError::Broken),
                 }
             }
         }
@@ -762,8 +797,14 @@ struct Prepared {
     body: Option<(Vec<u8>, u64)>,
 }
 
+/// Why a body the decision needs was not read.
 enum BodyError {
+    /// Over `POLICY_BODY_LIMIT`.
     TooLarge,
+    /// Not valid chunked encoding (a bad size line, data longer than its size, an over-long
+    /// line): the client gets a 400, not a dropped connection.
+    Malformed(&'static str),
+    /// The client failed or ended in the middle of it.
     Broken,
 }
 

@@ -496,3 +496,94 @@ fn an_inspected_body_over_the_limit_is_413_and_closes() {
     assert!(ends_within(&mut running.client, Duration::from_secs(10)));
     assert_eq!(dial.dials.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn a_malformed_chunked_body_the_policy_reads_is_400_and_closes_without_reaching_docker() {
+    let head = "POST /v1.41/containers/create HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let json = r#"{"Image":"busybox"}"#;
+    let long_size_line = format!("1{}\r\n", ";x".repeat(3000));
+    let cases = [
+        (
+            "zz\r\n{json}\r\n0\r\n\r\n".to_string(),
+            "invalid chunk size",
+        ),
+        (
+            format!("{:x}\r\n{json}XX\r\n0\r\n\r\n", json.len()),
+            "chunk data longer than its size",
+        ),
+        // The CRLF after the data is missing: the next size line runs into the data.
+        (
+            format!("{:x}\r\n{json}0\r\n\r\n", json.len() - 2),
+            "chunk data longer than its size",
+        ),
+        (
+            format!("{long_size_line}{{\r\n0\r\n\r\n"),
+            "chunk size line too long",
+        ),
+        ("11111111111111111\r\n".to_string(), "invalid chunk size"),
+    ];
+    for (body, why) in cases {
+        let dir = scratch_dir();
+        let dial = prepared(vec![]);
+        let mut running = serve_with(dial, ci_policy(&dir));
+        let body = body.replace("{json}", json);
+        running
+            .client
+            .write_all(format!("{head}{body}").as_bytes())
+            .unwrap();
+        // Bounded, so a gate that drops the connection without an answer fails the test.
+        running
+            .client
+            .sock
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (answer, message) = read_message(&mut running.client)
+            .unwrap_or_else(|| panic!("{why}: no answer before the connection ended"));
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{why}: {answer}"
+        );
+        assert!(answer.contains("Connection: close"), "{why}: {answer}");
+        let message: serde_json::Value = serde_json::from_slice(&message).unwrap();
+        assert_eq!(
+            message["message"],
+            format!("dockgate: bad request: malformed chunked body: {why}")
+        );
+        assert!(
+            ends_within(&mut running.client, Duration::from_secs(10)),
+            "{why}"
+        );
+        running.thread.join().unwrap();
+        assert_eq!(
+            dial.dials.load(Ordering::SeqCst),
+            0,
+            "{why}: Docker was dialled"
+        );
+    }
+}
+
+#[test]
+fn a_denied_request_whose_unread_chunked_body_is_malformed_is_400_and_closes() {
+    let dir = scratch_dir();
+    let dial = prepared(vec![]);
+    let mut running = serve_with(dial, ci_policy(&dir));
+    running
+        .client
+        .write_all(b"POST /v1.41/images/create?fromImage=x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        .unwrap();
+    running
+        .client
+        .sock
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (head, body) = read_message(&mut running.client).expect("an answer");
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+    assert!(head.contains("Connection: close"), "{head}");
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        json["message"],
+        "dockgate: bad request: malformed chunked body: invalid chunk size"
+    );
+    assert!(ends_within(&mut running.client, Duration::from_secs(10)));
+    assert_eq!(dial.dials.load(Ordering::SeqCst), 0);
+}

@@ -30,7 +30,7 @@ impl Tally for &AtomicU64 {
     }
 }
 
-use super::inbound::Inbound;
+use super::inbound::{Inbound, LineTooLong};
 
 /// Chunk-size lines and trailer lines longer than this are refused.
 const MAX_LINE: usize = 4096;
@@ -154,7 +154,7 @@ pub fn relay_chunked<R: Read, W: Write + ?Sized>(
             remaining -= n as u64;
             moved.add(n as u64);
         }
-        match src.read_line(MAX_LINE).map_err(RelayError::Source)? {
+        match read_framing_line(src, "chunk data longer than its size")? {
             Some(line) if line.is_empty() => {}
             Some(_) => return Err(RelayError::Malformed("chunk data longer than its size")),
             None => return Err(ended_early()),
@@ -162,12 +162,24 @@ pub fn relay_chunked<R: Read, W: Write + ?Sized>(
     }
 }
 
+/// One line of the chunked framing (a size line, the end of a chunk, a trailer). A line over
+/// `MAX_LINE` is the sender's malformed framing (`too_long` says which), not a failed read.
+fn read_framing_line<R: Read>(
+    src: &mut Inbound<R>,
+    too_long: &'static str,
+) -> Result<Option<Vec<u8>>, RelayError> {
+    src.read_line(MAX_LINE).map_err(|e| {
+        if LineTooLong::is(&e) {
+            RelayError::Malformed(too_long)
+        } else {
+            RelayError::Source(e)
+        }
+    })
+}
+
 /// Parses `1a2b[;extensions]`.
 fn read_chunk_size<R: Read>(src: &mut Inbound<R>) -> Result<u64, RelayError> {
-    let line = src
-        .read_line(MAX_LINE)
-        .map_err(RelayError::Source)?
-        .ok_or_else(ended_early)?;
+    let line = read_framing_line(src, "chunk size line too long")?.ok_or_else(ended_early)?;
     let digits = line.split(|&b| b == b';').next().unwrap_or_default();
     let digits = std::str::from_utf8(digits)
         .map_err(|_| RelayError::Malformed("chunk size is not text"))?
@@ -187,10 +199,7 @@ fn finish_chunked<R: Read, W: Write + ?Sized>(
     out.clear();
     out.extend_from_slice(b"0\r\n");
     loop {
-        let line = src
-            .read_line(MAX_LINE)
-            .map_err(RelayError::Source)?
-            .ok_or_else(ended_early)?;
+        let line = read_framing_line(src, "trailer line too long")?.ok_or_else(ended_early)?;
         if line.is_empty() {
             break;
         }
@@ -243,6 +252,17 @@ mod tests {
         assert!(matches!(
             rechunk(b"11111111111111111\r\n"),
             Err(RelayError::Malformed(_))
+        ));
+        // Lines over MAX_LINE are malformed framing too, not a failed read.
+        let long_size = [b"1".repeat(MAX_LINE + 10), b"\r\n".to_vec()].concat();
+        assert!(matches!(
+            rechunk(&long_size),
+            Err(RelayError::Malformed("chunk size line too long"))
+        ));
+        let long_trailer = [b"0\r\nX: ".to_vec(), b"a".repeat(MAX_LINE + 10)].concat();
+        assert!(matches!(
+            rechunk(&long_trailer),
+            Err(RelayError::Malformed("trailer line too long"))
         ));
     }
 

@@ -5,6 +5,7 @@
 //! it, and goes back to its small size when a burst is over, so a thousand idle connections do
 //! not each pin 64 KiB.
 
+use std::fmt;
 use std::io::{self, Read};
 
 /// The size a buffer starts at and returns to. Docker clients' request heads and dockerd's
@@ -13,6 +14,31 @@ use std::io::{self, Read};
 /// session holds two of these (one per direction) for as long as it is open, idle hijacked
 /// sessions included.
 const SMALL_CAPACITY: usize = 1024;
+
+/// The error inside the `io::Error` that `read_line` returns for a line over its limit: the
+/// peer's framing is wrong, which callers answer differently from a failed read (a TLS error
+/// also comes as `InvalidData`, so the kind alone cannot tell them apart).
+#[derive(Debug)]
+pub struct LineTooLong;
+
+impl LineTooLong {
+    /// True when `e` is the over-long-line error of `read_line`.
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<LineTooLong>())
+    }
+
+    fn error() -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, LineTooLong)
+    }
+}
+
+impl fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("line too long")
+    }
+}
+
+impl std::error::Error for LineTooLong {}
 
 pub struct Inbound<R> {
     inner: R,
@@ -106,7 +132,8 @@ impl<R: Read> Inbound<R> {
     }
 
     /// Reads one line ending in LF (CRLF or bare LF) of at most `limit` bytes, without the line
-    /// ending. `Ok(None)` at end of stream before any byte of the line.
+    /// ending. `Ok(None)` at end of stream before any byte of the line; a longer line is a
+    /// [`LineTooLong`] error.
     pub fn read_line(&mut self, limit: usize) -> io::Result<Option<Vec<u8>>> {
         loop {
             if let Some(pos) = self.buffered().iter().position(|&b| b == b'\n') {
@@ -115,10 +142,15 @@ impl<R: Read> Inbound<R> {
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
+                // The limit holds however the line arrived (in one read or several).
+                if line.len() > limit {
+                    return Err(LineTooLong::error());
+                }
                 return Ok(Some(line));
             }
-            if self.buffered().len() > limit {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+            // `limit` bytes and a CR may still be waiting for their LF.
+            if self.buffered().len() > limit + 1 {
+                return Err(LineTooLong::error());
             }
             match self.read_more()? {
                 Some(0) if self.buffered().is_empty() => return Ok(None),
@@ -129,7 +161,7 @@ impl<R: Read> Inbound<R> {
                     ))
                 }
                 Some(_) => {}
-                None => return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long")),
+                None => return Err(LineTooLong::error()),
             }
         }
     }
@@ -178,6 +210,16 @@ mod tests {
         );
         let mut empty = Inbound::new(&b""[..], 64);
         assert!(empty.read_line(16).unwrap().is_none());
+        let mut long = Inbound::new(&b"0123456789abcdefXYZ\r\n"[..], 64);
+        assert!(LineTooLong::is(&long.read_line(16).unwrap_err()));
+        let mut longer_than_the_buffer = Inbound::new(&[b'x'; 100][..], 64);
+        assert!(LineTooLong::is(
+            &longer_than_the_buffer.read_line(16).unwrap_err()
+        ));
+        let mut at_the_limit = Inbound::new(&b"0123456789abcdef\r\n"[..], 64);
+        assert_eq!(at_the_limit.read_line(16).unwrap().unwrap().len(), 16);
+        let mut cut = Inbound::new(&b"12"[..], 64);
+        assert!(!LineTooLong::is(&cut.read_line(16).unwrap_err()));
     }
 
     #[test]

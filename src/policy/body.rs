@@ -1,6 +1,6 @@
 //! Inspection of what a request asks dockerd to do to the host, apart from container create
-//! (in `container`): exec create, volume create and the query (and content type) of
-//! `POST /build`; and what every inspection shares: the [`Finding`] it reports, the content-type
+//! (in `container`): exec create, volume create, network connect and the query (and content
+//! type) of `POST /build`; and what every inspection shares: the [`Finding`] it reports, the content-type
 //! rule and the strict body parse.
 //!
 //! dockerd decodes bodies with Go's `encoding/json`: keys match struct fields case-insensitively
@@ -16,10 +16,10 @@
 //!   fine), and form or multipart bodies on `/build` (their values override the query);
 //! - values of the wrong JSON type in the fields it checks (dockerd would refuse them too).
 
-use super::container::check_user;
+use super::container::{check_endpoint_settings, check_user};
 use super::docker_json::{
-    bool_member, map_member, str_member, struct_members, wrong_type, EXEC_FIELDS,
-    VOLUME_CREATE_FIELDS,
+    bool_member, map_member, member, str_member, struct_members, wrong_type, EXEC_FIELDS,
+    NETWORK_CONNECT_FIELDS, VOLUME_CREATE_FIELDS,
 };
 use super::json::Json;
 use super::Role;
@@ -169,6 +169,23 @@ pub fn volume_create(role: &Role, headers: &Headers<'_>, body: &[u8]) -> Result<
     let driver = str_member(volume, "Driver", "")?;
     let options = map_member(volume, "DriverOpts", "")?;
     check_volume_driver(role, driver, options, "DriverOpts")
+}
+
+/// `POST /networks/{id}/connect`: the container's endpoint on the network gets the same check
+/// as an entry of a create's `NetworkingConfig.EndpointsConfig` (dockerd decodes both into
+/// `EndpointSettings`).
+pub fn network_connect(role: &Role, headers: &Headers<'_>, body: &[u8]) -> Result<(), Finding> {
+    let value = parse_body(headers, body)?;
+    let connect = struct_members(&value, "", NETWORK_CONNECT_FIELDS)?;
+    match member(connect, "EndpointConfig") {
+        Some(settings) => check_endpoint_settings(
+            role,
+            settings,
+            "EndpointConfig",
+            "EndpointConfig.DriverOpts",
+        ),
+        None => Ok(()),
+    }
 }
 
 /// The `local` driver mounts `device` with `type` and `o`: a bind (`o=bind`) of a host path,

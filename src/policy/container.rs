@@ -207,14 +207,32 @@ fn check_endpoints(role: &Role, endpoints: &[(String, Json)]) -> Result<(), Find
                 format!("may not join the network {network:?} (host, container or ID prefix)"),
             ));
         }
-        let es = struct_members(settings, &path, ENDPOINT_SETTINGS_FIELDS)?;
-        if !map_member(es, "DriverOpts", &path)?.is_empty() {
-            return Err(denied_always(
-                role,
-                "NetworkingConfig.EndpointsConfig.DriverOpts",
-                "endpoint driver options set host-side interface settings",
-            ));
-        }
+        check_endpoint_settings(
+            role,
+            settings,
+            &path,
+            "NetworkingConfig.EndpointsConfig.DriverOpts",
+        )?;
+    }
+    Ok(())
+}
+
+/// The settings of one endpoint (`settings` at `path`): a create's
+/// `NetworkingConfig.EndpointsConfig.NAME`, or a network connect's `EndpointConfig`. Driver
+/// options are denied to every inspected role, named `driver_opts_field` in the denial.
+pub(super) fn check_endpoint_settings(
+    role: &Role,
+    settings: &Json,
+    path: &str,
+    driver_opts_field: &str,
+) -> Result<(), Finding> {
+    let es = struct_members(settings, path, ENDPOINT_SETTINGS_FIELDS)?;
+    if !map_member(es, "DriverOpts", path)?.is_empty() {
+        return Err(denied_always(
+            role,
+            driver_opts_field,
+            "endpoint driver options set host-side interface settings",
+        ));
     }
     Ok(())
 }

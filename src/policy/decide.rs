@@ -12,7 +12,7 @@ use super::container;
 use super::groups::{group_of, Group};
 use super::identity::{CertIdentity, IdentityRule};
 use super::{Policy, Role, NO_ROLE};
-use crate::api::{self, ContainerOp, Endpoint};
+use crate::api::{self, ContainerOp, Endpoint, NetworkOp};
 
 /// One request as the policy needs it. `body` is the complete body for the endpoints
 /// [`Policy::needs_body`] names, and may be empty for every other.
@@ -65,8 +65,8 @@ impl Decision {
 
 impl Policy {
     /// True when deciding this request for `who` needs its complete body: container create,
-    /// exec create, volume create and container start (API < 1.24 applies a start body as the
-    /// HostConfig) of a role that allows them and is inspected.
+    /// exec create, volume create, network connect and container start (API < 1.24 applies a
+    /// start body as the HostConfig) of a role that allows them and is inspected.
     pub fn needs_body(&self, who: &CertIdentity, method: &str, target: &str) -> bool {
         let Ok(request) = api::classify(method, target) else {
             return false;
@@ -79,6 +79,10 @@ impl Policy {
             Endpoint::ContainerCreate
                 | Endpoint::ExecCreate { .. }
                 | Endpoint::VolumeCreate
+                | Endpoint::Network {
+                    op: NetworkOp::Connect,
+                    ..
+                }
                 | Endpoint::Container {
                     op: ContainerOp::Start,
                     ..
@@ -186,6 +190,10 @@ fn decide_for_role(
         Endpoint::ContainerCreate => container::container_create(role, req.headers, req.body),
         Endpoint::ExecCreate { .. } => body::exec_create(role, req.headers, req.body),
         Endpoint::VolumeCreate => body::volume_create(role, req.headers, req.body),
+        Endpoint::Network {
+            op: NetworkOp::Connect,
+            ..
+        } => body::network_connect(role, req.headers, req.body),
         Endpoint::Container {
             op: ContainerOp::Start,
             ..
@@ -403,6 +411,34 @@ allow = ["read"]
         assert!(policy().needs_body(&ci(), "POST", "/v1.23/containers/x/start"));
         assert!(!policy().needs_body(&ci(), "POST", "/build?t=x"));
         assert!(!policy().needs_body(&ci(), "POST", "/exec/x/start"));
+        assert!(policy().needs_body(&ci(), "POST", "/v1.41/networks/n/connect"));
+        assert!(!policy().needs_body(&ci(), "POST", "/v1.41/networks/n/disconnect"));
+        assert!(!policy().needs_body(&cn("alice"), "POST", "/networks/n/connect"));
+    }
+
+    #[test]
+    fn network_connect_endpoint_driver_options_are_denied_like_on_create() {
+        let connect = |body: &str| decide(&ci(), "POST", "/v1.41/networks/n/connect", body);
+        let d = connect(r#"{"Container":"c","EndpointConfig":{"DriverOpts":{"a":"b"}}}"#);
+        assert_eq!(d.outcome, Outcome::Denied, "{d:?}");
+        assert_eq!(d.field.as_deref(), Some("EndpointConfig.DriverOpts"));
+        assert!(
+            d.message.contains("EndpointConfig.DriverOpts"),
+            "{}",
+            d.message
+        );
+        let d = connect(r#"{"Container":"c","endpointConfig":{"DriverOpts":{"a":"b"}}}"#);
+        assert_eq!(d.outcome, Outcome::BadRequest, "{d:?}");
+        assert!(connect(r#"{"Container":"c","EndpointConfig":{"DriverOpts":null}}"#).allowed());
+        assert!(connect(r#"{"Container":"c"}"#).allowed());
+        // Admins are not inspected; disconnect carries no endpoint settings.
+        let admin = decide(
+            &cn("alice"),
+            "POST",
+            "/v1.41/networks/n/connect",
+            r#"{"Container":"c","EndpointConfig":{"DriverOpts":{"a":"b"}}}"#,
+        );
+        assert!(admin.allowed(), "{admin:?}");
     }
 
     #[test]

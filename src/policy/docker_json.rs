@@ -55,6 +55,13 @@ pub(crate) const ENDPOINT_SETTINGS_FIELDS: &[&str] = &[
     "GlobalIPv6PrefixLen", "DNSNames",
 ];
 
+/// Fields of NetworkConnect (`Container`, `EndpointConfig`) and NetworkDisconnect
+/// (`Container`, `Force`): the bodies of `POST /networks/{id}/connect` and `/disconnect`.
+#[rustfmt::skip]
+pub(crate) const NETWORK_CONNECT_FIELDS: &[&str] = &[
+    "Container", "EndpointConfig", "Force",
+];
+
 #[rustfmt::skip]
 pub(crate) const MOUNT_FIELDS: &[&str] = &[
     "Type", "Source", "Target", "ReadOnly", "Consistency", "BindOptions", "VolumeOptions",

@@ -37,7 +37,7 @@ pub const GROUPS: &[(Group, &str, &str)] = &[
     (Group::Build, "build", "POST /build with the classic builder (query checked), POST /build/cancel"),
     (Group::Buildkit, "buildkit", "POST /session, /grpc, POST /build?version=2 (BuildKit; cannot be inspected)"),
     (Group::Volumes, "volumes", "POST /volumes/create (checked: a local-driver bind is a bind mount), PUT and DELETE /volumes/{name}, POST /volumes/prune"),
-    (Group::Networks, "networks", "POST /networks/create, /networks/{id}/connect, /networks/{id}/disconnect, /networks/prune; DELETE /networks/{id}"),
+    (Group::Networks, "networks", "POST /networks/create, /networks/{id}/connect (checked: endpoint DriverOpts), /networks/{id}/disconnect, /networks/prune; DELETE /networks/{id}"),
     (Group::System, "system", "POST /auth, POST /build/prune"),
     (Group::Swarm, "swarm", "/swarm and below (GET /swarm returns the join tokens)"),
     (Group::Services, "services", "/services and /tasks and below"),

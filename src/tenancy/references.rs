@@ -23,6 +23,7 @@ use crate::policy::body::{parse_body, Finding, Headers};
 use crate::policy::docker_json::{
     map_member, member, str_list, str_member, struct_members, CONFIG_FIELDS, CREATE_FIELDS,
     ENDPOINT_SETTINGS_FIELDS, HOST_CONFIG_FIELDS, MOUNT_FIELDS, NETWORKING_CONFIG_FIELDS,
+    NETWORK_CONNECT_FIELDS,
 };
 use crate::policy::json::{number_literals, Json};
 
@@ -116,13 +117,10 @@ fn host_config_references(hc: &[(String, Json)], refs: &mut Vec<Reference>) -> R
     Ok(())
 }
 
-/// Fields of the network connect/disconnect body (NetworkConnect, NetworkDisconnect).
-const CONNECT_FIELDS: &[&str] = &["Container", "EndpointConfig", "Force"];
-
 /// The containers a network connect or disconnect body names: `Container` first.
 pub fn connect_references(headers: &Headers<'_>, body: &[u8]) -> Result<Vec<Reference>, Refusal> {
     let value = parse_body(headers, body)?;
-    let members = struct_members(&value, "", CONNECT_FIELDS)?;
+    let members = struct_members(&value, "", NETWORK_CONNECT_FIELDS)?;
     let container = str_member(members, "Container", "")?;
     let mut refs = vec![reference(RefKind::Container, container, "Container")];
     if let Some(settings) = member(members, "EndpointConfig") {
@@ -142,7 +140,7 @@ pub fn connect_body_with_id(
     container_id: &str,
 ) -> Result<Vec<u8>, Refusal> {
     let value = parse_body(headers, body)?;
-    let mut members = struct_members(&value, "", CONNECT_FIELDS)?.to_vec();
+    let mut members = struct_members(&value, "", NETWORK_CONNECT_FIELDS)?.to_vec();
     match members.iter_mut().find(|(k, _)| k == "Container") {
         Some((_, v)) => *v = Json::String(container_id.to_string()),
         None => return Err(Refusal::bad_request("the body names no Container")),

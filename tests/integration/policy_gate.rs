@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::cli::BIG_TIMEOUT;
 use crate::common::gate::GateBuilder;
-use crate::common::tls::RawTls;
+use crate::common::tls::{exchange, RawTls};
 use crate::common::util::{fresh_dir, run_with_timeout, unique_name, Streaming};
 use crate::common::{pki, Docker, Gate, TEST_IMAGE};
 
@@ -431,4 +431,178 @@ fn bypass_attempts_through_the_gate_create_nothing() {
         &format!("label=dockgate.bypass={label}"),
     ]);
     assert_eq!(created.trim(), "", "a bypass created a container");
+}
+
+/// A create body in broken chunked framing (one the policy must read, as carol's role is
+/// inspected) gets the gate's own 400 with a JSON message, `Connection: close` and one
+/// `request refused` line, and never reaches dockerd: the ordinary create it carries, which the
+/// same body in good framing makes, creates nothing.
+#[test]
+fn a_malformed_chunked_create_is_400_and_creates_nothing() {
+    let gate = enforcing();
+    let label = unique_name("malformed");
+    let body = format!(
+        r#"{{"Image":"{TEST_IMAGE}","Cmd":["true"],"Labels":{{"dockgate.malformed":"{label}"}},"HostConfig":{{}}}}"#
+    );
+    let head = "POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let size = body.len();
+    let cases = [
+        (format!("zz\r\n{body}\r\n0\r\n\r\n"), "invalid chunk size"),
+        // No CRLF after the data: the last chunk's size line runs into it.
+        (
+            format!("{size:x}\r\n{body}0\r\n\r\n"),
+            "chunk data longer than its size",
+        ),
+        (
+            format!("{:x}\r\n{body}\r\n0\r\n\r\n", size - 1),
+            "chunk data longer than its size",
+        ),
+        (
+            format!("{}\r\n{body}\r\n0\r\n\r\n", "0".repeat(5000)),
+            "chunk size line too long",
+        ),
+        (
+            format!("1{}\r\n{body}\r\n0\r\n\r\n", "0".repeat(16)),
+            "invalid chunk size",
+        ),
+    ];
+    for (chunked, why) in &cases {
+        let out = exchange(
+            gate.port,
+            Some(&pki().carol),
+            format!("{head}{chunked}").as_bytes(),
+        );
+        let text = out.text();
+        let (answer_head, answer_body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        assert_eq!(out.status(), Some(400), "{why}: {text}");
+        assert!(answer_head.contains("Connection: close"), "{why}: {text}");
+        let json: serde_json::Value = serde_json::from_str(answer_body).unwrap_or_else(|e| {
+            panic!("{why}: the answer's body is not one JSON value ({e}): {text}")
+        });
+        let message = format!("dockgate: bad request: malformed chunked body: {why}");
+        assert_eq!(json["message"], message.as_str(), "{text}");
+        gate.wait_for_log(
+            &[
+                "WARN",
+                "request refused",
+                "subject=\"CN=carol\"",
+                "method=POST",
+                "path=/v1.41/containers/create",
+                "status=400",
+                &format!("reason=\"{message}\""),
+            ],
+            WAIT,
+        );
+    }
+    let created = |label: &str| {
+        Docker::direct().ok(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=dockgate.malformed={label}"),
+        ])
+    };
+    assert_eq!(
+        created(&label).trim(),
+        "",
+        "a malformed body reached dockerd"
+    );
+
+    // The same create in good framing is allowed and made: the check above has teeth.
+    let good_label = unique_name("wellformed");
+    let good_body = body.replace(&label, &good_label);
+    let good = format!("{head}{:x}\r\n{good_body}\r\n0\r\n\r\n", good_body.len());
+    let mut tls = RawTls::connect(gate.port, Some(&pki().carol));
+    tls.send(good.as_bytes()).unwrap();
+    let (status, answer, _) = tls.read_response();
+    assert_eq!(status, 201, "{answer}");
+    let id = created(&good_label);
+    assert_ne!(id.trim(), "", "the well-formed create made no container");
+    Docker::direct().ok(&["rm", "-f", id.trim()]);
+}
+
+/// `docker network connect` through the gate: carol (ci, `networks` allowed) connects a
+/// container, but not with endpoint driver options; alice (admin, not inspected) may.
+#[test]
+fn network_connect_with_driver_options_is_denied_to_inspected_roles() {
+    let gate = enforcing();
+    let carol = Docker::via(&gate, &pki().carol);
+    let alice = Docker::via(&gate, &pki().alice);
+    let direct = Docker::direct();
+    let network = unique_name("gate-net");
+    let bridge = format!("dgt{}", &network[network.len() - 8..]);
+    direct.ok(&[
+        "network",
+        "create",
+        "-o",
+        &format!("com.docker.network.bridge.name={bridge}"),
+        &network,
+    ]);
+    let endpoint_opts = |container: &str| {
+        direct.ok(&[
+            "inspect",
+            "--format",
+            &format!("{{{{json (index .NetworkSettings.Networks \"{network}\").DriverOpts}}}}"),
+            container,
+        ])
+    };
+    let [denied_to, plain, by_admin] = ["opts", "plain", "admin"].map(|what| {
+        let name = unique_name(what);
+        direct.ok(&[
+            "create",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            TEST_IMAGE,
+            "true",
+        ]);
+        // Off `none`, so the container may join another network.
+        direct.ok(&["network", "disconnect", "none", &name]);
+        name
+    });
+    let opt = "com.docker.network.endpoint.ifname=dgt0";
+
+    denied(
+        &carol,
+        &[
+            "network",
+            "connect",
+            "--driver-opt",
+            opt,
+            &network,
+            &denied_to,
+        ],
+        "CN=carol",
+        "ci",
+    );
+    let line = gate.wait_for_log(&["request denied", "CN=carol", "/connect"], WAIT);
+    assert!(line.contains("field=EndpointConfig.DriverOpts"), "{line}");
+    let networks = direct.ok(&[
+        "inspect",
+        "--format",
+        "{{json .NetworkSettings.Networks}}",
+        &denied_to,
+    ]);
+    assert!(
+        !networks.contains(&network),
+        "the denied connect reached dockerd: {networks}"
+    );
+
+    carol.ok(&["network", "connect", &network, &plain]);
+    assert_eq!(endpoint_opts(&plain).trim(), "{}");
+    alice.ok(&[
+        "network",
+        "connect",
+        "--driver-opt",
+        opt,
+        &network,
+        &by_admin,
+    ]);
+    assert!(endpoint_opts(&by_admin).contains("dgt0"));
+
+    for name in [&denied_to, &plain, &by_admin] {
+        let _ = direct.run(&["rm", "-f", name]);
+    }
+    let _ = direct.run(&["network", "rm", &network]);
 }

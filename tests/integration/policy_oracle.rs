@@ -944,3 +944,184 @@ fn a_start_body_on_an_old_api_version_is_refused() {
     );
     assert!(allowed, "{explain}");
 }
+
+/// A bridge network made straight at dockerd (its Linux bridge gets a name of its own: the
+/// test dockerd runs with `--bridge=none`); returns its name.
+fn bridge_network(prefix: &str) -> String {
+    let name = unique_name(prefix);
+    let bridge = format!("dgt{}", &name[name.len() - 8..]);
+    let (status, json) = docker_api(
+        "POST",
+        &format!("{API}/networks/create"),
+        "application/json",
+        &format!(
+            r#"{{"Name":"{name}","Driver":"bridge","Options":{{"com.docker.network.bridge.name":"{bridge}"}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "network create: {json}");
+    name
+}
+
+fn remove_network(name: &str) {
+    docker_api(
+        "DELETE",
+        &format!("{API}/networks/{name}"),
+        "application/json",
+        "",
+    );
+}
+
+/// `docker network connect` bodies, each sent straight to dockerd for a fresh container: the
+/// driver options dockerd stored for the endpoint (inspect, `NetworkSettings.Networks`) say
+/// whether the payload reached the driver; the engine must deny every such payload and allow
+/// what the docker CLI sends for a plain connect.
+#[test]
+fn network_connect_payloads_are_judged_by_the_endpoint_dockerd_made() {
+    let oracle = Oracle::new();
+    let home = bridge_network("home");
+    let net = bridge_network("conn");
+    let target = format!("{API}/networks/{net}/connect");
+    let plain_cli = capture_cli(&["network", "connect", "--alias", "a", &net, "web"], &[]);
+    let opts_cli = capture_cli(
+        &[
+            "network",
+            "connect",
+            "--driver-opt",
+            "com.docker.network.endpoint.ifname=dgt0",
+            &net,
+            "web",
+        ],
+        &[],
+    );
+    for captured in [&plain_cli, &opts_cli] {
+        assert_eq!(
+            captured.request_line,
+            format!("POST {target} HTTP/1.1"),
+            "{}",
+            captured.body
+        );
+    }
+    // Each payload names its container as {C}; the CLI's name `web` is replaced by it.
+    let opts = r#"{"com.docker.network.endpoint.ifname":"dgt0"}"#;
+    let json = "application/json";
+    let mut payloads: Vec<(&str, String, &str, bool)> = vec![
+        (
+            "docker CLI connect",
+            plain_cli.body.replace("\"web\"", "\"{C}\""),
+            json,
+            false,
+        ),
+        (
+            "docker CLI --driver-opt",
+            opts_cli.body.replace("\"web\"", "\"{C}\""),
+            json,
+            true,
+        ),
+    ];
+    let mut add = |name, body: String, content_type, must_be_dangerous| {
+        payloads.push((name, body, content_type, must_be_dangerous));
+    };
+    add(
+        "DriverOpts",
+        format!(r#"{{"Container":"{{C}}","EndpointConfig":{{"DriverOpts":{opts}}}}}"#),
+        json,
+        true,
+    );
+    add(
+        "lowercase driverOpts",
+        format!(r#"{{"Container":"{{C}}","EndpointConfig":{{"driverOpts":{opts}}}}}"#),
+        json,
+        true,
+    );
+    add(
+        "uppercase DRIVEROPTS",
+        format!(r#"{{"Container":"{{C}}","EndpointConfig":{{"DRIVEROPTS":{opts}}}}}"#),
+        json,
+        true,
+    );
+    add(
+        "lowercase endpointconfig",
+        format!(r#"{{"Container":"{{C}}","endpointconfig":{{"DriverOpts":{opts}}}}}"#),
+        json,
+        true,
+    );
+    add(
+        "escaped key",
+        format!(r#"{{"Container":"{{C}}","EndpointConfig":{{"Driver\u004fpts":{opts}}}}}"#),
+        json,
+        true,
+    );
+    add(
+        "U+017F long s",
+        format!("{{\"Container\":\"{{C}}\",\"EndpointConfig\":{{\"DriverOpt\u{17f}\":{opts}}}}}"),
+        json,
+        true,
+    );
+    add(
+        "duplicate EndpointConfig objects",
+        format!(
+            r#"{{"Container":"{{C}}","EndpointConfig":{{"DriverOpts":{opts}}},"EndpointConfig":{{"Aliases":["x"]}}}}"#
+        ),
+        json,
+        true,
+    );
+    add(
+        "duplicate DriverOpts maps",
+        format!(
+            r#"{{"Container":"{{C}}","EndpointConfig":{{"DriverOpts":{opts},"DriverOpts":{{}}}}}}"#
+        ),
+        json,
+        true,
+    );
+    add(
+        "trailing bracket",
+        format!(r#"{{"Container":"{{C}}","EndpointConfig":{{"DriverOpts":{opts}}}}}]"#),
+        json,
+        true,
+    );
+    add(
+        "charset content type",
+        format!(r#"{{"Container":"{{C}}","EndpointConfig":{{"DriverOpts":{opts}}}}}"#),
+        "application/json; charset=utf-8",
+        true,
+    );
+    add(
+        "empty DriverOpts",
+        r#"{"Container":"{C}","EndpointConfig":{"DriverOpts":{}}}"#.to_string(),
+        json,
+        false,
+    );
+    let mut failures = Vec::new();
+    for (name, body, content_type, must_be_dangerous) in &payloads {
+        let container = create_direct(&format!(
+            r#"{{"Image":"{TEST_IMAGE}","Cmd":["true"],"HostConfig":{{"NetworkMode":"{home}"}}}}"#
+        ))
+        .expect("create a container on the home network");
+        let body = body.replace("{C}", &container);
+        let (allowed, explain) = oracle.explain("POST", &target, content_type, &body);
+        let (status, json) = docker_api("POST", &target, content_type, &body);
+        let inspect = inspect_and_remove(&container);
+        let endpoint = &inspect["NetworkSettings"]["Networks"][&net];
+        let connected = status == 200 && endpoint.is_object();
+        let dangerous = connected && non_empty(&endpoint["DriverOpts"]);
+        let line = format!(
+            "{name}: dockerd {status} {json}, endpoint {endpoint}, allowed={allowed}\n  body {body}\n  explain: {explain}"
+        );
+        if allowed && dangerous {
+            failures.push(format!("ALLOWED DRIVER OPTIONS {line}"));
+        }
+        if *must_be_dangerous && !dangerous {
+            failures.push(format!(
+                "the oracle no longer shows this payload reaching the driver (test assumption broken) {line}"
+            ));
+        }
+        if !must_be_dangerous && (!allowed || !connected || dangerous) {
+            failures.push(format!(
+                "the ordinary connect was not allowed and made {line}"
+            ));
+        }
+    }
+    remove_network(&net);
+    remove_network(&home);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -526,3 +526,81 @@ fn go_fold_matches_gos_simple_folding_for_the_known_tricks() {
     assert_eq!(go_fold("privileged"), "PRIVILEGED");
     assert_ne!(go_fold("Privileged"), go_fold("Privileges"));
 }
+
+fn connect(body: &str) -> Result<(), Finding> {
+    network_connect(&ci(), JSON, body.as_bytes())
+}
+
+/// What `docker network connect --alias a NET CONTAINER` sends (docker CLI 28, captured).
+const CLI_CONNECT: &str = r#"{"Container":"web","EndpointConfig":{"IPAMConfig":{},"Links":null,"Aliases":["a"],"MacAddress":"","DriverOpts":{},"GwPriority":0,"NetworkID":"","EndpointID":"","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}"#;
+
+#[test]
+fn network_connect_endpoint_driver_options_in_every_spelling() {
+    connect(CLI_CONNECT).unwrap();
+    connect(r#"{"Container":"web"}"#).unwrap();
+    connect(r#"{"Container":"web","EndpointConfig":null}"#).unwrap();
+    connect(r#"{"Container":"web","EndpointConfig":{"DriverOpts":{}}}"#).unwrap();
+    let field = "EndpointConfig.DriverOpts";
+    assert_denied(
+        connect(
+            r#"{"Container":"web","EndpointConfig":{"DriverOpts":{"com.docker.network.endpoint.ifname":"x"}}}"#,
+        ),
+        field,
+    );
+    // An escaped key is the key it decodes to, as for dockerd.
+    assert_denied(
+        connect(r#"{"Container":"web","EndpointConfig":{"Driver\u004fpts":{"a":"b"}}}"#),
+        field,
+    );
+    // Spellings dockerd's case-insensitive decoding would take for the fields: refused.
+    for (body, needle) in [
+        (
+            r#"{"Container":"web","EndpointConfig":{"driverOpts":{"a":"b"}}}"#,
+            "\"DriverOpts\"",
+        ),
+        (
+            r#"{"Container":"web","EndpointConfig":{"DRIVEROPTS":{"a":"b"}}}"#,
+            "\"DriverOpts\"",
+        ),
+        (
+            r#"{"Container":"web","endpointconfig":{"DriverOpts":{"a":"b"}}}"#,
+            "\"EndpointConfig\"",
+        ),
+        (
+            "{\"Container\":\"web\",\"EndpointConfig\":{\"DriverOpt\u{17f}\":{\"a\":\"b\"}}}",
+            "\"DriverOpts\"",
+        ),
+        // Go merges duplicate objects and keeps the last scalar: duplicates are refused.
+        (
+            r#"{"Container":"web","EndpointConfig":{},"EndpointConfig":{"DriverOpts":{"a":"b"}}}"#,
+            "duplicate",
+        ),
+        (
+            r#"{"Container":"web","EndpointConfig":{"DriverOpts":null,"DriverOpts":{"a":"b"}}}"#,
+            "duplicate",
+        ),
+        (
+            r#"{"Container":"web","EndpointConfig":{"DriverOpts":"a=b"}}"#,
+            "must be an object",
+        ),
+        (
+            r#"{"Container":"web","EndpointConfig":[{"DriverOpts":{"a":"b"}}]}"#,
+            "must be an object",
+        ),
+        (
+            r#"{"Container":"web","EndpointConfig":{"DriverOpts":{"a":"b"}}}]"#,
+            "body",
+        ),
+        (r#"["Container"]"#, "must be a JSON object"),
+    ] {
+        assert_refused(connect(body), needle);
+    }
+    assert_refused(
+        network_connect(
+            &ci(),
+            &[("Content-Type", b"text/plain")],
+            CLI_CONNECT.as_bytes(),
+        ),
+        "not application/json",
+    );
+}
