@@ -294,13 +294,14 @@ impl<'a> RequestSide<'a> {
     ) -> Option<RequestsEnd> {
         let started = Instant::now();
         let policy = self.policy.current();
-        // Parsed once for the policy and tenancy.
+        // Each target is parsed once, here: the registry, the policy and tenancy all get this.
         let classified = api::classify(&request.method, &request.target);
         let target = LoggedTarget::new(std::mem::take(&mut request.target));
         self.live.set_activity(Activity::Request(Doing::new(
             &request.method,
             target.raw.as_deref().unwrap_or(&target.path),
             &target.path,
+            classified.as_ref().ok().map(|r| r.endpoint.clone()),
         )));
         let mut forwarded = Forwarded {
             method: std::mem::take(&mut request.method),
