@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use log::{error, info, warn};
 
+use crate::api;
 use crate::locks;
 use crate::policy::decide::Request;
 use crate::policy::file::PolicyError;
@@ -115,11 +116,14 @@ fn recheck_sessions(policy: &Policy, registry: &Registry) -> usize {
             continue;
         };
         let who = conn.cert_identity();
+        // Classified again from the target the activity kept: this runs once per open session
+        // and reload, not on the request path.
+        let target = api::classify(&doing.method, &doing.target);
         let decision = policy.decide(
             who,
             &Request {
                 method: &doing.method,
-                target: &doing.target,
+                target: &target,
                 headers: &[],
                 body: &[],
             },

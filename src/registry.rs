@@ -25,7 +25,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 
-use crate::api::{self, Endpoint};
+use crate::api::Endpoint;
 use crate::audit::{self, Client};
 use crate::locks;
 use crate::policy::CertIdentity;
@@ -133,13 +133,14 @@ pub struct Doing {
 }
 
 impl Doing {
-    /// `target` as sent (classified), `logged` as the audit log shows it.
-    pub fn new(method: &str, target: &str, logged: &str) -> Doing {
+    /// `target` as sent, `logged` as the audit log shows it, `endpoint` as the request side
+    /// classified the target (the registry does not parse it again).
+    pub fn new(method: &str, target: &str, logged: &str, endpoint: Option<Endpoint>) -> Doing {
         Doing {
             method: method.to_string(),
             target: target.to_string(),
             path: logged.to_string(),
-            endpoint: api::classify(method, target).ok().map(|r| r.endpoint),
+            endpoint,
             started: Instant::now(),
         }
     }

@@ -22,7 +22,7 @@ use super::exchanges::Exchanges;
 use super::response::{Hijack, ResponseSide};
 use super::tenancy::{expects_continue, rewrite_head, Tenancy, TenantOf};
 use super::SESSION_THREAD_STACK;
-use crate::api;
+use crate::api::{self, ApiRequest, TargetError};
 use crate::audit::{self, Client, Outcome};
 use crate::enforce::PolicyInForce;
 use crate::http::body::{self, RelayError};
@@ -294,12 +294,14 @@ impl<'a> RequestSide<'a> {
     ) -> Option<RequestsEnd> {
         let started = Instant::now();
         let policy = self.policy.current();
-        let sent_target = policy.as_ref().map(|_| request.target.clone());
+        // Each target is parsed once, here: the registry, the policy and tenancy all get this.
+        let classified = api::classify(&request.method, &request.target);
         let target = LoggedTarget::new(std::mem::take(&mut request.target));
         self.live.set_activity(Activity::Request(Doing::new(
             &request.method,
             target.raw.as_deref().unwrap_or(&target.path),
             &target.path,
+            classified.as_ref().ok().map(|r| r.endpoint.clone()),
         )));
         let mut forwarded = Forwarded {
             method: std::mem::take(&mut request.method),
@@ -312,8 +314,8 @@ impl<'a> RequestSide<'a> {
             id: None,
         };
         let mut prepared = None;
-        if let (Some(policy), Some(sent_target)) = (&policy, &sent_target) {
-            match self.decide(policy, &request, sent_target, &mut forwarded) {
+        if let Some(policy) = &policy {
+            match self.decide(policy, &request, &classified, &mut forwarded) {
                 Decided::Forward(bytes) => prepared = Some(bytes),
                 Decided::Answer(answer) => {
                     let closes = answer.closes();
@@ -516,7 +518,7 @@ impl<'a> RequestSide<'a> {
         &mut self,
         policy: &Policy,
         request: &RequestHead,
-        target: &str,
+        classified: &Result<ApiRequest, TargetError>,
         forwarded: &mut Forwarded,
     ) -> Decided {
         let live = self.live.clone();
@@ -524,13 +526,14 @@ impl<'a> RequestSide<'a> {
         let head = self.inbound.buffered()[..request.len].to_vec();
         self.inbound.consume(request.len);
         let tenant = TenantOf::new(policy, who);
-        let classified = api::classify(&forwarded.method, target).ok();
+        // A refused target needs no body: the policy answers it 400 (and, in audit mode,
+        // tenancy refuses it for a tenant).
+        let api_request = classified.as_ref().ok();
         let mut body = None;
         let mut decoded = Vec::new();
         let mut continued = false;
         if request.framing != RequestFraming::None
-            && (policy.needs_body(who, &forwarded.method, target)
-                || tenant.needs_body(classified.as_ref()))
+            && api_request.is_some_and(|r| policy.needs_body(who, r) || tenant.needs_body(r))
         {
             // A client that waits for `100 Continue` before its body gets it from the gate,
             // which reads the body now; dockerd then gets head and body at once, no `Expect`.
@@ -551,7 +554,7 @@ impl<'a> RequestSide<'a> {
             who,
             &PolicyRequest {
                 method: &forwarded.method,
-                target,
+                target: classified,
                 headers: &headers,
                 body: &decoded,
             },
@@ -583,12 +586,7 @@ impl<'a> RequestSide<'a> {
                 return self.answer_instead(answer, request.framing, body.is_some(), forwarded);
             }
         }
-        let tenancy = tenant.apply(
-            classified.as_ref(),
-            &headers,
-            &decoded,
-            self.dial.resolver(),
-        );
+        let tenancy = tenant.apply(api_request, &headers, &decoded, self.dial.resolver());
         self.after_tenancy(
             tenancy,
             Prepared { head, body },

@@ -245,7 +245,9 @@ impl ResponseSide {
                 crate::metrics::SESSIONS_OPEN.inc();
                 let doing = match self.live.activity() {
                     Activity::Request(doing) => doing,
-                    _ => Doing::new(&request.method, &request.target.path, &request.target.path),
+                    // Not reached while the request side records each request before it
+                    // forwards it; kept so that a session is never left out of the registry.
+                    _ => session_doing(request),
                 };
                 self.live.set_activity(Activity::Session(doing));
             }
@@ -387,4 +389,14 @@ impl Drop for ResponseSide {
             self.control.abort();
         }
     }
+}
+
+/// The activity of a session whose request the registry did not have: classified from the
+/// logged (decoded) path, the only form of the target the response side keeps.
+fn session_doing(request: &Forwarded) -> Doing {
+    let path = &request.target.path;
+    let endpoint = crate::api::classify(&request.method, path)
+        .ok()
+        .map(|r| r.endpoint);
+    Doing::new(&request.method, path, path, endpoint)
 }

@@ -46,9 +46,9 @@ impl TenantOf {
 
     /// True when tenancy needs the complete body of `request` (owned creates, network
     /// connect/disconnect).
-    pub fn needs_body(&self, request: Option<&ApiRequest>) -> bool {
-        match (&self.tenant, request) {
-            (Ok(Some(tenant)), Some(request)) => plan::needs_body(tenant, request),
+    pub fn needs_body(&self, request: &ApiRequest) -> bool {
+        match &self.tenant {
+            Ok(Some(tenant)) => plan::needs_body(tenant, request),
             _ => false,
         }
     }

@@ -11,7 +11,7 @@ use super::decide::{Outcome, Request};
 use super::groups::{group_of, Group};
 use super::identity::CertIdentity;
 use super::{file, Policy, Role};
-use crate::api::ApiRequest;
+use crate::api::{self, ApiRequest};
 use crate::tenancy::create::label_create;
 use crate::tenancy::plan::{apply, needs_body, plan, Forward, Step};
 use crate::tenancy::Refusal;
@@ -214,11 +214,12 @@ fn explain(mut args: pico_args::Arguments) -> Result<(), Failure> {
         .iter()
         .map(|ct| ("Content-Type", ct.as_bytes()))
         .collect();
+    let classified = api::classify(&method, &target);
     let decision = policy.decide(
         &who,
         &Request {
             method: &method,
-            target: &target,
+            target: &classified,
             headers: &headers,
             body: &body,
         },
@@ -235,7 +236,7 @@ fn explain(mut args: pico_args::Arguments) -> Result<(), Failure> {
         None => "no [[identity]] matches: default_role".to_string(),
     };
     println!("role: {} (from {chosen})", decision.role);
-    if let Some(request) = &decision.request {
+    if let Ok(request) = &classified {
         let group = group_of(&request.endpoint).map_or("none (only \"all\")", Group::name);
         let version = request
             .version
@@ -253,7 +254,9 @@ fn explain(mut args: pico_args::Arguments) -> Result<(), Failure> {
             }
         );
     }
-    let inspected = policy.needs_body(&who, &method, &target);
+    let inspected = classified
+        .as_ref()
+        .is_ok_and(|request| policy.needs_body(&who, request));
     println!("body inspected: {}", if inspected { "yes" } else { "no" });
     println!("rule: {}", decision.rule);
     if let Some(field) = &decision.field {
@@ -261,7 +264,7 @@ fn explain(mut args: pico_args::Arguments) -> Result<(), Failure> {
     }
     println!("message: {}", decision.message);
     if decision.allowed() {
-        if let Some(request) = &decision.request {
+        if let Ok(request) = &classified {
             let tenancy =
                 explain_tenancy(&policy, &who, request, &headers, &body, upstream.as_ref());
             return tenancy

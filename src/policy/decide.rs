@@ -1,25 +1,29 @@
 //! `Policy::decide`: one request of one identity in, one [`Decision`] out, with the role, the
 //! rule that decided and the field it was about, ready for the 403/400 answer and the audit line.
 //!
-//! The order: the target is classified (a target dockerd would read differently is a 400 for
-//! every role); the identity's role is found (none: denied); the role's `deny` patterns; `all`
+//! The order: a target the classifier refused (one dockerd would read differently) is a 400 for
+//! every role; the identity's role is found (none: denied); the role's `deny` patterns; `all`
 //! (allowed, not inspected); the endpoint's group must be in `allow` (an unclassified endpoint
 //! needs `all`); then the body or query of the inspected endpoints is checked against
 //! `[role.X.containers]`.
+//!
+//! The policy takes the request already classified (`api::classify`): the request side parses
+//! each target once and hands the same [`ApiRequest`] to the registry, to this module and to
+//! tenancy, so that they cannot disagree about what a request is.
 
 use super::body::{self, Finding, Headers};
 use super::container;
 use super::groups::{group_of, Group};
 use super::identity::{CertIdentity, IdentityRule};
 use super::{Policy, Role, NO_ROLE};
-use crate::api::{self, ContainerOp, Endpoint, NetworkOp};
+use crate::api::{ApiRequest, ContainerOp, Endpoint, NetworkOp, TargetError};
 
 /// One request as the policy needs it. `body` is the complete body for the endpoints
 /// [`Policy::needs_body`] names, and may be empty for every other.
 pub struct Request<'a> {
     pub method: &'a str,
-    /// The request target exactly as received (path and query, not decoded).
-    pub target: &'a str,
+    /// The request target as `api::classify` read it; an `Err` is answered 400 for every role.
+    pub target: &'a Result<ApiRequest, TargetError>,
     pub headers: &'a Headers<'a>,
     pub body: &'a [u8],
 }
@@ -38,8 +42,6 @@ pub struct Decision {
     pub outcome: Outcome,
     /// The role's name, or `none`.
     pub role: String,
-    /// The classified request (`None` when the target was refused).
-    pub request: Option<api::ApiRequest>,
     /// The policy setting that decided, e.g. `[role.ci.containers] privileged = false`.
     pub rule: String,
     /// The JSON field or query parameter the decision is about.
@@ -67,10 +69,7 @@ impl Policy {
     /// True when deciding this request for `who` needs its complete body: container create,
     /// exec create, volume create, network connect and container start (API < 1.24 applies a
     /// start body as the HostConfig) of a role that allows them and is inspected.
-    pub fn needs_body(&self, who: &CertIdentity, method: &str, target: &str) -> bool {
-        let Ok(request) = api::classify(method, target) else {
-            return false;
-        };
+    pub fn needs_body(&self, who: &CertIdentity, request: &ApiRequest) -> bool {
         let Some(role) = self.role_for(who).0 else {
             return false;
         };
@@ -97,13 +96,12 @@ impl Policy {
     pub fn decide(&self, who: &CertIdentity, req: &Request<'_>) -> Decision {
         let (role, identity_rule) = self.role_for(who);
         let role_name = role.map_or(NO_ROLE, |r| r.name.as_str()).to_string();
-        let request = match api::classify(req.method, req.target) {
+        let request = match req.target {
             Ok(request) => request,
             Err(e) => {
                 return Decision {
                     outcome: Outcome::BadRequest,
                     role: role_name,
-                    request: None,
                     rule: "request target".into(),
                     field: None,
                     message: format!("dockgate: bad request: {e}"),
@@ -113,7 +111,6 @@ impl Policy {
         let mut decision = Decision {
             outcome: Outcome::Allowed,
             role: role_name,
-            request: None,
             rule: String::new(),
             field: None,
             message: "allowed".into(),
@@ -134,9 +131,8 @@ impl Policy {
                 let what = "has no role: every request is denied".to_string();
                 deny(&mut decision, who, rule, None, &what);
             }
-            Some(role) => decide_for_role(&mut decision, who, role, &request, req),
+            Some(role) => decide_for_role(&mut decision, who, role, request, req),
         }
-        decision.request = Some(request);
         decision
     }
 
@@ -150,7 +146,7 @@ fn decide_for_role(
     decision: &mut Decision,
     who: &CertIdentity,
     role: &Role,
-    request: &api::ApiRequest,
+    request: &ApiRequest,
     req: &Request<'_>,
 ) {
     let name = &role.name;
@@ -298,11 +294,16 @@ allow = ["read"]
             who,
             &Request {
                 method,
-                target,
+                target: &crate::api::classify(method, target),
                 headers: JSON,
                 body: body.as_bytes(),
             },
         )
+    }
+
+    fn needs_body(who: &CertIdentity, method: &str, target: &str) -> bool {
+        let request = crate::api::classify(method, target).unwrap();
+        policy().needs_body(who, &request)
     }
 
     #[test]
@@ -404,16 +405,16 @@ allow = ["read"]
             r#"{"Image":"x","privileged":true,"Privileged":true} trailing"#,
         );
         assert!(d.allowed(), "{d:?}");
-        assert!(!policy().needs_body(&cn("alice"), "POST", "/containers/create"));
-        assert!(policy().needs_body(&ci(), "POST", "/v1.41/containers/create"));
-        assert!(policy().needs_body(&ci(), "POST", "/v1.41/containers/x/exec"));
-        assert!(policy().needs_body(&ci(), "POST", "/volumes/create"));
-        assert!(policy().needs_body(&ci(), "POST", "/v1.23/containers/x/start"));
-        assert!(!policy().needs_body(&ci(), "POST", "/build?t=x"));
-        assert!(!policy().needs_body(&ci(), "POST", "/exec/x/start"));
-        assert!(policy().needs_body(&ci(), "POST", "/v1.41/networks/n/connect"));
-        assert!(!policy().needs_body(&ci(), "POST", "/v1.41/networks/n/disconnect"));
-        assert!(!policy().needs_body(&cn("alice"), "POST", "/networks/n/connect"));
+        assert!(!needs_body(&cn("alice"), "POST", "/containers/create"));
+        assert!(needs_body(&ci(), "POST", "/v1.41/containers/create"));
+        assert!(needs_body(&ci(), "POST", "/v1.41/containers/x/exec"));
+        assert!(needs_body(&ci(), "POST", "/volumes/create"));
+        assert!(needs_body(&ci(), "POST", "/v1.23/containers/x/start"));
+        assert!(!needs_body(&ci(), "POST", "/build?t=x"));
+        assert!(!needs_body(&ci(), "POST", "/exec/x/start"));
+        assert!(needs_body(&ci(), "POST", "/v1.41/networks/n/connect"));
+        assert!(!needs_body(&ci(), "POST", "/v1.41/networks/n/disconnect"));
+        assert!(!needs_body(&cn("alice"), "POST", "/networks/n/connect"));
     }
 
     #[test]
@@ -525,7 +526,7 @@ allow = ["read"]
                 &ci(),
                 &Request {
                     method: "POST",
-                    target: &target,
+                    target: &crate::api::classify("POST", &target),
                     headers,
                     body: &body,
                 },

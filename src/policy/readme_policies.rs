@@ -33,7 +33,7 @@ fn outcome(policy: &Policy, who: &CertIdentity, method: &str, target: &str, body
             who,
             &Request {
                 method,
-                target,
+                target: &crate::api::classify(method, target),
                 headers: JSON,
                 body: body.as_bytes(),
             },
