@@ -1,6 +1,7 @@
 //! The access policy in force (`--policy FILE`): loaded at start, replaced whole by a reload
 //! (a broken file keeps the previous policy), and, after each reload, the open raw sessions
-//! (exec, attach) re-checked so that a role that lost a permission loses its open sessions too.
+//! (exec, attach) and the requests in progress (events, `logs -f`) re-checked, so that a role
+//! that lost a permission loses what it has open too.
 //!
 //! The decision on each request happens on the request side of a connection
 //! (`conn::request`), before anything of the request reaches Docker.
@@ -87,9 +88,9 @@ impl PolicyInForce {
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(policy.clone());
                 drop(watch);
-                let cut = recheck_sessions(&policy, registry);
+                let cut = recheck_open_work(&policy, registry);
                 if cut > 0 {
-                    warn!("{cut} open session(s) the reloaded policy no longer allows were closed");
+                    warn!("{cut} open session(s) or request(s) the reloaded policy no longer allows were closed");
                 }
             }
             Err(e) => error!("policy reload failed, the previous policy stays in force: {e}"),
@@ -107,18 +108,27 @@ fn log_loaded(policy: &Policy, what: &str) {
     );
 }
 
-/// Cuts every raw session (exec, attach, BuildKit) whose request the policy no longer allows.
-/// In `mode = "audit"` nothing is cut; a `would deny` line is logged instead.
-fn recheck_sessions(policy: &Policy, registry: &Registry) -> usize {
+/// Cuts every raw session (exec, attach, BuildKit) and every request in progress (`docker
+/// events`, `logs -f`, `stats`) whose request the policy no longer allows. In `mode = "audit"`
+/// nothing is cut; a `would deny` line is logged instead.
+fn recheck_open_work(policy: &Policy, registry: &Registry) -> usize {
     let mut cut = 0;
     for conn in registry.live() {
-        let Activity::Session(doing) = conn.activity() else {
-            continue;
+        let doing = match conn.activity() {
+            Activity::Session(doing) | Activity::Request(doing) => doing,
+            Activity::Idle => continue,
         };
         let who = conn.cert_identity();
         // Classified again from the target the activity kept: this runs once per open session
         // and reload, not on the request path.
         let target = api::classify(&doing.method, &doing.target);
+        if let Ok(request) = &target {
+            // A request decided on its body (a create) was checked whole when it came, and is
+            // short; the body is gone now, so it cannot be decided again.
+            if policy.needs_body(who, request) {
+                continue;
+            }
+        }
         let decision = policy.decide(
             who,
             &Request {

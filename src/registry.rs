@@ -91,6 +91,16 @@ impl LiveConn {
         *locks::recover(&self.activity) = activity;
     }
 
+    /// The request taken up at `started` was answered: the connection is idle now, unless it
+    /// has already moved on to the next request (pipelined) or to a session. (An idle
+    /// connection is not re-checked by a policy reload; the next request is decided anew.)
+    pub fn request_answered(&self, started: Instant) {
+        let mut activity = locks::recover(&self.activity);
+        if matches!(&*activity, Activity::Request(doing) if doing.started == started) {
+            *activity = Activity::Idle;
+        }
+    }
+
     /// What the connection is doing now.
     pub fn activity(&self) -> Activity {
         locks::recover(&self.activity).clone()
@@ -135,13 +145,21 @@ pub struct Doing {
 impl Doing {
     /// `target` as sent, `logged` as the audit log shows it, `endpoint` as the request side
     /// classified the target (the registry does not parse it again).
-    pub fn new(method: &str, target: &str, logged: &str, endpoint: Option<Endpoint>) -> Doing {
+    /// `started` is when the request side took the request up: it tells this request from
+    /// the next one on the connection (see `LiveConn::request_answered`).
+    pub fn new(
+        method: &str,
+        target: &str,
+        logged: &str,
+        endpoint: Option<Endpoint>,
+        started: Instant,
+    ) -> Doing {
         Doing {
             method: method.to_string(),
             target: target.to_string(),
             path: logged.to_string(),
             endpoint,
-            started: Instant::now(),
+            started,
         }
     }
 }

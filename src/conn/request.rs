@@ -302,6 +302,7 @@ impl<'a> RequestSide<'a> {
             target.raw.as_deref().unwrap_or(&target.path),
             &target.path,
             classified.as_ref().ok().map(|r| r.endpoint.clone()),
+            started,
         )));
         let mut forwarded = Forwarded {
             method: std::mem::take(&mut request.method),

@@ -124,6 +124,7 @@ impl ResponseSide {
                             Outcome::ClientAborted
                         };
                         request.log(&self.client, Some(answer.status()), 0, outcome);
+                        self.live.request_answered(request.started);
                     }
                     if upstream_dropped {
                         self.upstream = None;
@@ -148,10 +149,12 @@ impl ResponseSide {
                     match self.relay_response(&mut upstream, &request) {
                         ResponseEnd::KeepAlive => {
                             self.live.work.request_done();
+                            self.live.request_answered(request.started);
                             completed_one = true;
                         }
                         ResponseEnd::Close => {
                             self.live.work.request_done();
+                            self.live.request_answered(request.started);
                             self.upstream = Some(upstream);
                             return None;
                         }
@@ -398,5 +401,5 @@ fn session_doing(request: &Forwarded) -> Doing {
     let endpoint = crate::api::classify(&request.method, path)
         .ok()
         .map(|r| r.endpoint);
-    Doing::new(&request.method, path, path, endpoint)
+    Doing::new(&request.method, path, path, endpoint, request.started)
 }

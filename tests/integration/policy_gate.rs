@@ -300,6 +300,48 @@ fn a_reload_cuts_sessions_the_role_lost_and_a_broken_file_keeps_the_policy() {
     carol.ok(&["ps"]);
 }
 
+/// Long plain requests are re-checked too: carol's `logs -f` is cut when her role loses
+/// `logs`, while her `docker events` (still allowed: `read`) goes on and sees the next event.
+#[test]
+fn a_reload_cuts_a_log_stream_the_role_lost_and_keeps_what_it_still_allows() {
+    let dir = fresh_dir("policy-reload-plain");
+    let path = write_policy(&dir, &policy_text("enforce", CI_ALLOW));
+    let gate = gate_with(&path);
+    let logs = gate.logs_handle();
+    let c = Docker::direct().run_detached(&["sh", "-c", "while true; do echo tick; sleep 1; done"]);
+    let carol = Docker::via(&gate, &pki().carol);
+    let mut follow = carol.stream(&["logs", "-f", &c.name]);
+    follow.expect_line("tick", WAIT);
+    let label = unique_name("after-reload");
+    let label_filter = format!("label={label}");
+    let mut events = carol.stream(&["events", "--filter", &label_filter]);
+    // `docker events` has sent its request once the gate logged its start.
+    logs.wait_for(&["request start", "subject=\"CN=carol\"", "/events"], WAIT);
+
+    let without_logs = CI_ALLOW.replace(r#", "logs""#, "");
+    write_policy(&dir, &policy_text("enforce", &without_logs));
+    gate.sighup();
+    let cut = logs.wait_for(&["connection cut", "subject=\"CN=carol\"", "policy"], WAIT);
+    assert!(cut.contains("/logs"), "{cut}");
+    assert!(follow.wait_exit(WAIT).is_some(), "docker logs -f ended");
+    denied(&carol, &["logs", &c.name], "CN=carol", "ci");
+
+    assert!(events.is_running(), "docker events was cut too");
+    let created = unique_name("evt");
+    Docker::direct().ok(&[
+        "create", "--label", &label, "--name", &created, TEST_IMAGE, "true",
+    ]);
+    events.expect_line_containing(&created, WAIT);
+    let _ = Docker::direct().run(&["rm", "-f", &created]);
+    assert_eq!(
+        logs.lines_with(&["connection cut", "subject=\"CN=carol\""])
+            .len(),
+        1,
+        "{}",
+        logs.text()
+    );
+}
+
 #[test]
 fn audit_mode_forwards_and_logs_would_deny() {
     let dir = fresh_dir("policy-audit");
