@@ -13,7 +13,8 @@
 #   minutes): keep-alive /_ping at 16 connections and container create+remove pairs through the
 #   gate without a policy, with a `ci` role (create bodies inspected) and with an `admin` role
 #   (allow = ["all"]), interleaved; POLICY_REPS (5), CREATE_CONNS (4).
-#   DOCKGATE_OLD=/path/to/an/older/dockgate adds that binary (no policy) to the policy rows, so
+#   DOCKGATE_OLD=/path/to/an/older/dockgate adds that binary (no policy) to the policy rows and the
+#   16-client handshake row, so
 #   two builds are compared side by side in one run (e.g. before and after a refactor).
 set -euo pipefail
 
@@ -374,6 +375,14 @@ fi
 
 if ! skip handshake; then
     log "new connection per request (handshakes/s) at 4 and 16 clients, ${SECS}s x $REPS"
+    # DOCKGATE_OLD also joins the 16-client row, so that two builds' handshake rates are side by side.
+    HANDSHAKE_OLD=""
+    if [ -n "${DOCKGATE_OLD:-}" ]; then
+        [ -s "$W/dockgate-old.pid" ] && kill -0 "$(cat "$W/dockgate-old.pid")" 2>/dev/null \
+            || GATE_BIN=$DOCKGATE_OLD start_dockgate dockgate-old "$P_DOCKGATE_OLD" "$SOCK" "$MAIN_CRL"
+        wait_ready dockgate-old >/dev/null || { echo "dockgate-old did not become ready; logs in $W/logs" >&2; exit 1; }
+        HANDSHAKE_OLD=dockgate-old
+    fi
     for r in $(seq "$REPS"); do
         for c in $CONTENDERS $(skip mini || echo "$MINI_CONTENDERS"); do
             out=$("$DGBENCH" handshake --target "$(target_of "$c")" $(tls_of "$c") --conns 4 --secs "$SECS")
@@ -381,7 +390,7 @@ if ! skip handshake; then
         done
         # 16 clients: dockgate and dockerd's own TLS port (the same ECDSA handshake, without a
         # CRL) alternate, so that the ratio of the two is measured side by side.
-        for c in $CONTENDERS; do
+        for c in $CONTENDERS $HANDSHAKE_OLD; do
             pids=$(pids_of "$c"); g0=$(cpu_ticks $pids)
             out=$("$DGBENCH" handshake --target "$(target_of "$c")" $(tls_of "$c") --conns 16 --secs "$SECS")
             g1=$(cpu_ticks $pids)
@@ -433,7 +442,8 @@ JSON
     start_dockgate dockgate-admin "$P_DOCKGATE_ADMIN" "$SOCK" "$MAIN_CRL" --policy "$W/policy-admin.toml"
     POLICY_CONTENDERS="dockgate dockgate-ci dockgate-admin"
     if [ -n "${DOCKGATE_OLD:-}" ]; then
-        GATE_BIN=$DOCKGATE_OLD start_dockgate dockgate-old "$P_DOCKGATE_OLD" "$SOCK" "$MAIN_CRL"
+        [ -s "$W/dockgate-old.pid" ] && kill -0 "$(cat "$W/dockgate-old.pid")" 2>/dev/null \
+            || GATE_BIN=$DOCKGATE_OLD start_dockgate dockgate-old "$P_DOCKGATE_OLD" "$SOCK" "$MAIN_CRL"
         POLICY_CONTENDERS="$POLICY_CONTENDERS dockgate-old"
     fi
     for c in $POLICY_CONTENDERS; do
