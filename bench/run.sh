@@ -13,8 +13,8 @@
 #   minutes): keep-alive /_ping at 16 connections and container create+remove pairs through the
 #   gate without a policy, with a `ci` role (create bodies inspected) and with an `admin` role
 #   (allow = ["all"]), interleaved; POLICY_REPS (5), CREATE_CONNS (4).
-#   DOCKGATE_OLD=/path/to/an/older/dockgate adds that binary (no policy) to the policy rows and the
-#   16-client handshake row, so
+#   DOCKGATE_OLD=/path/to/an/older/dockgate adds that binary (no policy) to the policy rows, the
+#   16-client handshake row and the idle rows, so
 #   two builds are compared side by side in one run (e.g. before and after a refactor).
 set -euo pipefail
 
@@ -330,6 +330,16 @@ wait_ready() { # wait_ready CONTENDER -> prints ms, or fails
     "$DGBENCH" ready --target "$(target_of "$1")" $(tls_of "$1") --timeout "${2:-60}" | jq -r .ms
 }
 
+# DOCKGATE_OLD: an older build (no policy), started once, that joins the 16-client handshake row,
+# the idle rows and the policy rows, so that two builds are measured side by side in one run.
+OLD=""
+start_old() { # sets OLD to the old build's contender name, or leaves it empty
+    [ -n "${DOCKGATE_OLD:-}" ] && [ -z "$OLD" ] || return 0
+    GATE_BIN=$DOCKGATE_OLD start_dockgate dockgate-old "$P_DOCKGATE_OLD" "$SOCK" "$MAIN_CRL"
+    wait_ready dockgate-old >/dev/null || { echo "dockgate-old did not become ready; logs in $W/logs" >&2; exit 1; }
+    OLD=dockgate-old
+}
+
 start_all() { # start_all CRL
     start_dockgate dockgate "$P_DOCKGATE" "$SOCK" "$1"
     start_dockgate dockgate-mini "$P_DOCKGATE_MINI" "$MINI" "$1"
@@ -375,14 +385,7 @@ fi
 
 if ! skip handshake; then
     log "new connection per request (handshakes/s) at 4 and 16 clients, ${SECS}s x $REPS"
-    # DOCKGATE_OLD also joins the 16-client row, so that two builds' handshake rates are side by side.
-    HANDSHAKE_OLD=""
-    if [ -n "${DOCKGATE_OLD:-}" ]; then
-        [ -s "$W/dockgate-old.pid" ] && kill -0 "$(cat "$W/dockgate-old.pid")" 2>/dev/null \
-            || GATE_BIN=$DOCKGATE_OLD start_dockgate dockgate-old "$P_DOCKGATE_OLD" "$SOCK" "$MAIN_CRL"
-        wait_ready dockgate-old >/dev/null || { echo "dockgate-old did not become ready; logs in $W/logs" >&2; exit 1; }
-        HANDSHAKE_OLD=dockgate-old
-    fi
+    start_old
     for r in $(seq "$REPS"); do
         for c in $CONTENDERS $(skip mini || echo "$MINI_CONTENDERS"); do
             out=$("$DGBENCH" handshake --target "$(target_of "$c")" $(tls_of "$c") --conns 4 --secs "$SECS")
@@ -390,7 +393,7 @@ if ! skip handshake; then
         done
         # 16 clients: dockgate and dockerd's own TLS port (the same ECDSA handshake, without a
         # CRL) alternate, so that the ratio of the two is measured side by side.
-        for c in $CONTENDERS $HANDSHAKE_OLD; do
+        for c in $CONTENDERS $OLD; do
             pids=$(pids_of "$c"); g0=$(cpu_ticks $pids)
             out=$("$DGBENCH" handshake --target "$(target_of "$c")" $(tls_of "$c") --conns 16 --secs "$SECS")
             g1=$(cpu_ticks $pids)
@@ -441,11 +444,8 @@ JSON
     start_dockgate dockgate-ci "$P_DOCKGATE_CI" "$SOCK" "$MAIN_CRL" --policy "$W/policy-ci.toml"
     start_dockgate dockgate-admin "$P_DOCKGATE_ADMIN" "$SOCK" "$MAIN_CRL" --policy "$W/policy-admin.toml"
     POLICY_CONTENDERS="dockgate dockgate-ci dockgate-admin"
-    if [ -n "${DOCKGATE_OLD:-}" ]; then
-        [ -s "$W/dockgate-old.pid" ] && kill -0 "$(cat "$W/dockgate-old.pid")" 2>/dev/null \
-            || GATE_BIN=$DOCKGATE_OLD start_dockgate dockgate-old "$P_DOCKGATE_OLD" "$SOCK" "$MAIN_CRL"
-        POLICY_CONTENDERS="$POLICY_CONTENDERS dockgate-old"
-    fi
+    start_old
+    POLICY_CONTENDERS="$POLICY_CONTENDERS $OLD"
     for c in $POLICY_CONTENDERS; do
         wait_ready "$c" >/dev/null || { echo "$c did not become ready; logs in $W/logs" >&2; exit 1; }
     done
@@ -545,7 +545,8 @@ fi
 
 if ! skip idle; then
     log "$IDLE_N idle hijacked sessions and $IDLE_N /events streams"
-    for c in $CONTENDERS; do
+    start_old
+    for c in $CONTENDERS $OLD; do
         pids=$(pids_of "$c" | tr ' ' ',' | sed 's/,*$//')
         out=$("$DGBENCH" idle --target "$(target_of "$c")" $(tls_of "$c") --n "$IDLE_N" --method POST --upgrade \
             --path "/containers/bench-idle/attach?stream=1&stdin=1&stdout=1&stderr=1" --pids "$pids" --settle 2)
