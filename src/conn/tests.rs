@@ -378,7 +378,9 @@ fn a_panicking_response_side_ends_the_request_side_and_the_connection() {
         .client
         .write_all(b"GET /_ping HTTP/1.1\r\n\r\n")
         .unwrap();
-    read_message(&mut docker).unwrap();
+    // The response side reads (and panics) as soon as the upstream is open, maybe before the
+    // request was written: Docker sees the request or only the end of the connection.
+    let _ = read_message(&mut docker);
     assert!(
         ends_within(&mut running.client, Duration::from_secs(10)),
         "the client's connection ends"
