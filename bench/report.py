@@ -404,6 +404,11 @@ pr = paired("policy_ping16", "dockgate", "dockgate-old")
 if pr:
     target("keep-alive req/s of this build >= 0.95x the older build (DOCKGATE_OLD, issue #11)", pr[0] >= 0.95,
            f"per-rep ratio {fmt_paired(pr)}")
+pr = paired("handshake16", "dockgate", "dockgate-old")
+if pr:
+    old_dt = paired("handshake16", "dockgate-old", "dockerd-tls")
+    target("handshakes/s at 16 clients of this build >= the older build (DOCKGATE_OLD, issue #11)", pr[0] >= 1.0,
+           f"per-rep ratio {fmt_paired(pr)}; older build ÷ dockerd-tls {fmt_paired(old_dt)}")
 dgc = {e["entries"]: e["handshakes_per_s"] for e in results["crl"] if e["contender"] == "dockgate" and "handshakes_per_s" in e}
 if dgc:
     lo, hi = min(dgc), max(dgc)

@@ -13,7 +13,8 @@
 #   minutes): keep-alive /_ping at 16 connections and container create+remove pairs through the
 #   gate without a policy, with a `ci` role (create bodies inspected) and with an `admin` role
 #   (allow = ["all"]), interleaved; POLICY_REPS (5), CREATE_CONNS (4).
-#   DOCKGATE_OLD=/path/to/an/older/dockgate adds that binary (no policy) to the policy rows, so
+#   DOCKGATE_OLD=/path/to/an/older/dockgate adds that binary (no policy) to the policy rows, the
+#   16-client handshake row and the idle rows, so
 #   two builds are compared side by side in one run (e.g. before and after a refactor).
 set -euo pipefail
 
@@ -168,10 +169,12 @@ echo $! > "$W/mini.pid"
 
 # ------------------------------------------------------------------------------------------------
 # Contenders. start_X CRLFILE; every gate listens on 127.0.0.1 only.
+# Every load comes from one client certificate (alice): the per-client limit (256 by default) is
+# raised to the total one, or the idle rows would measure 256 sessions and 744 refusals.
 start_dockgate() { # start_dockgate NAME PORT UPSTREAM CRL [more flags...]; binary: $GATE_BIN or $DOCKGATE
     local name=$1 port=$2 upstream=$3 crl=$4; shift 4
     RUST_LOG=info "${GATE_BIN:-$DOCKGATE}" --tlscacert "$PKI/ca.pem" --tlscert "$PKI/server.pem" \
-        --tlskey "$PKI/server-key.pem" --crl "$crl" --reload-interval 0 \
+        --tlskey "$PKI/server-key.pem" --crl "$crl" --reload-interval 0 --max-connections-per-client 4096 \
         --listen "127.0.0.1:$port" --upstream "unix://$upstream" "$@" >"$W/logs/$name.log" 2>&1 &
     echo $! > "$W/$name.pid"
 }
@@ -329,6 +332,16 @@ wait_ready() { # wait_ready CONTENDER -> prints ms, or fails
     "$DGBENCH" ready --target "$(target_of "$1")" $(tls_of "$1") --timeout "${2:-60}" | jq -r .ms
 }
 
+# DOCKGATE_OLD: an older build (no policy), started once, that joins the 16-client handshake row,
+# the idle rows and the policy rows, so that two builds are measured side by side in one run.
+OLD=""
+start_old() { # sets OLD to the old build's contender name, or leaves it empty
+    [ -n "${DOCKGATE_OLD:-}" ] && [ -z "$OLD" ] || return 0
+    GATE_BIN=$DOCKGATE_OLD start_dockgate dockgate-old "$P_DOCKGATE_OLD" "$SOCK" "$MAIN_CRL"
+    wait_ready dockgate-old >/dev/null || { echo "dockgate-old did not become ready; logs in $W/logs" >&2; exit 1; }
+    OLD=dockgate-old
+}
+
 start_all() { # start_all CRL
     start_dockgate dockgate "$P_DOCKGATE" "$SOCK" "$1"
     start_dockgate dockgate-mini "$P_DOCKGATE_MINI" "$MINI" "$1"
@@ -374,6 +387,7 @@ fi
 
 if ! skip handshake; then
     log "new connection per request (handshakes/s) at 4 and 16 clients, ${SECS}s x $REPS"
+    start_old
     for r in $(seq "$REPS"); do
         for c in $CONTENDERS $(skip mini || echo "$MINI_CONTENDERS"); do
             out=$("$DGBENCH" handshake --target "$(target_of "$c")" $(tls_of "$c") --conns 4 --secs "$SECS")
@@ -381,7 +395,7 @@ if ! skip handshake; then
         done
         # 16 clients: dockgate and dockerd's own TLS port (the same ECDSA handshake, without a
         # CRL) alternate, so that the ratio of the two is measured side by side.
-        for c in $CONTENDERS; do
+        for c in $CONTENDERS $OLD; do
             pids=$(pids_of "$c"); g0=$(cpu_ticks $pids)
             out=$("$DGBENCH" handshake --target "$(target_of "$c")" $(tls_of "$c") --conns 16 --secs "$SECS")
             g1=$(cpu_ticks $pids)
@@ -432,10 +446,8 @@ JSON
     start_dockgate dockgate-ci "$P_DOCKGATE_CI" "$SOCK" "$MAIN_CRL" --policy "$W/policy-ci.toml"
     start_dockgate dockgate-admin "$P_DOCKGATE_ADMIN" "$SOCK" "$MAIN_CRL" --policy "$W/policy-admin.toml"
     POLICY_CONTENDERS="dockgate dockgate-ci dockgate-admin"
-    if [ -n "${DOCKGATE_OLD:-}" ]; then
-        GATE_BIN=$DOCKGATE_OLD start_dockgate dockgate-old "$P_DOCKGATE_OLD" "$SOCK" "$MAIN_CRL"
-        POLICY_CONTENDERS="$POLICY_CONTENDERS dockgate-old"
-    fi
+    start_old
+    POLICY_CONTENDERS="$POLICY_CONTENDERS $OLD"
     for c in $POLICY_CONTENDERS; do
         wait_ready "$c" >/dev/null || { echo "$c did not become ready; logs in $W/logs" >&2; exit 1; }
     done
@@ -535,7 +547,8 @@ fi
 
 if ! skip idle; then
     log "$IDLE_N idle hijacked sessions and $IDLE_N /events streams"
-    for c in $CONTENDERS; do
+    start_old
+    for c in $CONTENDERS $OLD; do
         pids=$(pids_of "$c" | tr ' ' ',' | sed 's/,*$//')
         out=$("$DGBENCH" idle --target "$(target_of "$c")" $(tls_of "$c") --n "$IDLE_N" --method POST --upgrade \
             --path "/containers/bench-idle/attach?stream=1&stdin=1&stdout=1&stderr=1" --pids "$pids" --settle 2)

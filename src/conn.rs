@@ -3,11 +3,12 @@
 //! 1. `serve` (here), on a handshake thread: the TLS handshake (`tls::handshake`), the
 //!    connection limits, the registration in the live-connection registry (where a revocation
 //!    or a policy reload can cut it);
-//! 2. a fresh session thread with a small stack runs the request side (`request`): it reads a
-//!    request head, opens the upstream connection if there is none, and forwards the request;
-//! 3. the response side (`response`), on a second thread started with the first thing it has
-//!    to say, answers every request in order: Docker's responses and the gate's own answers
-//!    (`answer`) come to it through one queue (`exchanges`);
+//! 2. a session thread with a small stack (`REQUEST_THREADS`, reused) runs the request side
+//!    (`request`): it reads a request head, opens the upstream connection if there is none, and
+//!    forwards the request;
+//! 3. the response side (`response`), on a second session thread (`RESPONSE_THREADS`) taken
+//!    with the first thing it has to say, answers every request in order: Docker's responses
+//!    and the gate's own answers (`answer`) come to it through one queue (`exchanges`);
 //! 4. a response that switches the connection to a raw stream turns each thread into one
 //!    direction of a byte copy (`relay`);
 //! 5. every record is written through `audit`.
@@ -20,7 +21,6 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use log::{debug, error};
@@ -32,6 +32,7 @@ use crate::gate::{Gate, HandshakeSlot};
 use crate::http::inbound::Inbound;
 use crate::net;
 use crate::registry::{LiveConn, Registration};
+use crate::threads::{self, Pool};
 use crate::tls::handshake::handshake;
 use crate::tls::stream::{self, TlsControl, TlsReader, TlsWriter};
 use crate::tls::verifier::refusal_reason;
@@ -62,6 +63,19 @@ const LINGER_MAX_BYTES: u64 = 1 << 20;
 /// `tcp://localhost:PORT` upstream (name resolution) also pass with 32 KiB in a debug build;
 /// 128 KiB leaves a wide margin. Only touched pages cost memory, the rest is address space.
 pub const SESSION_THREAD_STACK: usize = 128 * 1024;
+/// The threads that run request sides, and those that run response sides: reused, like the
+/// handshake threads (`threads`), so that a new connection starts no thread when one is idle.
+/// Two pools so that a thread's name still says which side it runs.
+static REQUEST_THREADS: Pool = Pool::new(
+    "dockgate-requests",
+    SESSION_THREAD_STACK,
+    threads::IDLE_EXIT,
+);
+static RESPONSE_THREADS: Pool = Pool::new(
+    "dockgate-responses",
+    SESSION_THREAD_STACK,
+    threads::IDLE_EXIT,
+);
 /// The most of the client's plaintext read at once, and so the largest write toward Docker:
 /// uploads (`docker cp` into a container, `exec -i`, build contexts) move in pieces this size.
 /// The buffer only grows this large during a transfer (see `Inbound`); heads stay limited to
@@ -69,17 +83,14 @@ pub const SESSION_THREAD_STACK: usize = 128 * 1024;
 const CLIENT_BUFFER: usize = 256 * 1024;
 
 /// Serves one accepted TCP connection: runs the handshake on this thread, then carries the
-/// session on to a fresh session thread (which serves it until both directions have ended) and
+/// session on to a session thread (which serves it until both directions have ended) and
 /// returns.
 pub fn serve(gate: &'static Gate, slot: HandshakeSlot, tcp: TcpStream, peer: SocketAddr) {
     let Some(session) = authenticate(gate, slot, tcp, peer) else {
         return;
     };
-    let spawned = thread::Builder::new()
-        .name("dockgate-requests".into())
-        .stack_size(SESSION_THREAD_STACK)
-        .spawn(move || session.run(&gate.upstream, &gate.policy));
-    if let Err(e) = spawned {
+    let started = REQUEST_THREADS.run(Box::new(move || session.run(&gate.upstream, &gate.policy)));
+    if let Err(e) = started {
         // The closure, and with it the connection and its registry entry, is dropped: the
         // client sees its connection close.
         error!("peer={peer}: cannot start a session thread, dropping the connection: {e}");

@@ -36,6 +36,7 @@ mod sd_notify;
 mod server;
 mod shutdown;
 mod tenancy;
+mod threads;
 mod tls;
 mod upstream;
 

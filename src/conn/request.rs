@@ -12,7 +12,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Instant;
 
 use log::{error, warn};
@@ -21,7 +21,7 @@ use super::answer::LocalAnswer;
 use super::exchanges::Exchanges;
 use super::response::{Hijack, ResponseSide};
 use super::tenancy::{expects_continue, rewrite_head, Tenancy, TenantOf};
-use super::SESSION_THREAD_STACK;
+use super::RESPONSE_THREADS;
 use crate::api::{self, ApiRequest, TargetError};
 use crate::audit::{self, Client, Outcome};
 use crate::enforce::PolicyInForce;
@@ -158,7 +158,7 @@ pub struct RequestSide<'a> {
     policy: &'a PolicyInForce,
     /// The writing half toward the client, until the response side starts and takes it.
     writer: Option<TlsWriter>,
-    /// Once the response side runs: the queue, its verdicts and its thread.
+    /// Once the response side runs: the queue, its verdicts and its outcome.
     responses: Option<Responses>,
     /// The upstream connection's writing half, once opened (and until dropped).
     upstream: Option<Box<dyn UpstreamWrite>>,
@@ -170,7 +170,9 @@ struct Responses {
     queue: Arc<Queue>,
     /// `None` once hijacked: nothing more is decided.
     verdicts: Option<Receiver<bool>>,
-    thread: Option<JoinHandle<Option<Hijack>>>,
+    /// What the response side returns, sent when it has ended (and dropped): a closed channel
+    /// when it panicked. `None` once taken.
+    ended: Option<Receiver<Option<Hijack>>>,
 }
 
 impl<'a> RequestSide<'a> {
@@ -205,8 +207,8 @@ impl<'a> RequestSide<'a> {
         let hijack = self
             .responses
             .as_mut()
-            .and_then(|r| r.thread.take())
-            .and_then(|thread| thread.join().ok().flatten());
+            .and_then(|r| r.ended.take())
+            .and_then(|ended| ended.recv().ok().flatten());
         if let Some(session) = hijack {
             log_session_end(&self.client, session, raw_in);
         }
@@ -398,16 +400,17 @@ impl<'a> RequestSide<'a> {
                 queue.clone(),
                 verdict_tx,
             );
-            let thread = thread::Builder::new()
-                .name("dockgate-responses".into())
-                .stack_size(SESSION_THREAD_STACK)
-                .spawn(move || side.run());
-            match thread {
-                Ok(thread) => {
+            let (ended_tx, ended) = mpsc::channel();
+            let started = RESPONSE_THREADS.run(Box::new(move || {
+                // `run` consumes the side: it is dropped (its guard has run) before this sends.
+                let _ = ended_tx.send(side.run());
+            }));
+            match started {
+                Ok(()) => {
                     self.responses = Some(Responses {
                         queue,
                         verdicts: Some(verdicts),
-                        thread: Some(thread),
+                        ended: Some(ended),
                     })
                 }
                 Err(e) => {

@@ -16,7 +16,7 @@ use crate::http::inbound::Inbound;
 use crate::registry::{Activity, LiveConn, Registry};
 use crate::tls::handshake::testing::{pair, TestClient};
 use crate::tls::stream;
-use crate::upstream::{UpstreamConn, UpstreamWrite};
+use crate::upstream::{UpstreamConn, UpstreamRead, UpstreamWrite};
 
 /// Hands out prepared upstream connections, counting the dials.
 struct Prepared {
@@ -352,6 +352,48 @@ fn a_panicking_request_side_ends_the_response_side_and_the_connection() {
         1,
         "the response side ended"
     );
+    assert_eq!(running.registry.len(), 0);
+}
+
+/// An upstream reader that panics on its first read, standing for any bug on the response side.
+struct PanicsOnRead(UnixStream);
+
+impl Read for PanicsOnRead {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        panic!("a bug on the response side");
+    }
+}
+
+impl UpstreamRead for PanicsOnRead {
+    fn abort(&self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// The response side runs on a pooled thread, which the request side cannot join: it learns
+/// of the panic from the closed channel its result would have come through.
+#[test]
+fn a_panicking_response_side_ends_the_request_side_and_the_connection() {
+    let (gate_end, mut docker) = UnixStream::pair().unwrap();
+    let conn = UpstreamConn {
+        reader: Box::new(PanicsOnRead(gate_end.try_clone().unwrap())),
+        writer: UpstreamConn::from(gate_end).writer,
+    };
+    let dial = prepared(vec![conn]);
+    let mut running = serve(dial);
+    running
+        .client
+        .write_all(b"GET /_ping HTTP/1.1\r\n\r\n")
+        .unwrap();
+    // The response side reads (and panics) as soon as the upstream is open, maybe before the
+    // request was written: Docker sees the request or only the end of the connection.
+    let _ = read_message(&mut docker);
+    assert!(
+        ends_within(&mut running.client, Duration::from_secs(10)),
+        "the client's connection ends"
+    );
+    running.thread.join().expect("the request side ends");
+    assert_eq!(Arc::strong_count(&running.live), 1, "both sides ended");
     assert_eq!(running.registry.len(), 0);
 }
 
