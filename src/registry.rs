@@ -112,8 +112,11 @@ impl LiveConn {
         if self.cut.swap(true, Ordering::SeqCst) {
             return false;
         }
+        // What it was doing, read before the abort: the aborted sides record the end of their
+        // request at once, and the log must name the request that was cut, not "idle".
+        let activity = self.activity();
         self.control.abort();
-        log_cut(self, reason);
+        log_cut(self, &activity, reason);
         true
     }
 }
@@ -360,12 +363,12 @@ fn is_expired_crl(e: &rustls::Error) -> bool {
     )
 }
 
-fn log_cut(conn: &LiveConn, reason: &str) {
+fn log_cut(conn: &LiveConn, activity: &Activity, reason: &str) {
     let (bytes_in, bytes_out) = conn.control.traffic();
     let age = conn.started.elapsed();
     let what = format!(
         "{}, {}, {}",
-        conn.activity(),
+        activity,
         human_bytes(bytes_in + bytes_out),
         human_duration(age)
     );
