@@ -159,6 +159,9 @@ fn authenticate(
     let admission = match gate.limits.admit(leaf) {
         Ok(admission) => admission,
         Err(exceeded) => {
+            // Not a handshake any more: the refusal lingers for the client's close, and must
+            // not hold a handshake slot (a refused client could pin them all).
+            drop(slot);
             crate::limits::refuse(&client, &exceeded, reader, writer, control);
             return None;
         }

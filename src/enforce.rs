@@ -123,8 +123,10 @@ fn recheck_open_work(policy: &Policy, registry: &Registry) -> usize {
         // and reload, not on the request path.
         let target = api::classify(&doing.method, &doing.target);
         if let Ok(request) = &target {
-            // A request decided on its body (a create) was checked whole when it came, and is
-            // short; the body is gone now, so it cannot be decided again.
+            // A request decided on its body (a create) cannot be decided again: the body is
+            // gone. One still reading its body is decided with the policy in force once the
+            // body is complete (`conn::request`), so it gets this policy; one already decided
+            // was checked whole and is short.
             if policy.needs_body(who, request) {
                 continue;
             }

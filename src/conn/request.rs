@@ -295,7 +295,6 @@ impl<'a> RequestSide<'a> {
         upload: Arc<Upload>,
     ) -> Option<RequestsEnd> {
         let started = Instant::now();
-        let policy = self.policy.current();
         // Each target is parsed once, here: the registry, the policy and tenancy all get this.
         let classified = api::classify(&request.method, &request.target);
         let target = LoggedTarget::new(std::mem::take(&mut request.target));
@@ -306,6 +305,9 @@ impl<'a> RequestSide<'a> {
             classified.as_ref().ok().map(|r| r.endpoint.clone()),
             started,
         )));
+        // Read after the activity is recorded: a policy reload either happened before (and this
+        // request gets the new policy) or finds the request and re-checks it.
+        let policy = self.policy.current();
         let mut forwarded = Forwarded {
             method: std::mem::take(&mut request.method),
             target,
@@ -553,6 +555,13 @@ impl<'a> RequestSide<'a> {
                 Err(decided) => return decided,
             }
         }
+        // Reading the body may have taken long: decide with the policy in force now, so that a
+        // reload while it arrived applies to it (a reload's re-check skips a request whose
+        // decision needs its body). A newer policy that needs a body no one read gets an empty
+        // one, which its inspection refuses.
+        let latest = body.as_ref().and_then(|_| self.policy.current());
+        let policy = latest.as_deref().unwrap_or(policy);
+        let tenant = TenantOf::new(policy, who);
         let headers = head::request_headers(&head);
         let decision = policy.decide(
             who,

@@ -664,3 +664,59 @@ fn a_denied_request_whose_unread_chunked_body_is_malformed_is_400_and_closes() {
     assert!(ends_within(&mut running.client, Duration::from_secs(10)));
     assert_eq!(dial.dials.load(Ordering::SeqCst), 0);
 }
+
+/// A create whose body is still arriving when the policy is reloaded is decided by the new
+/// policy: the reload's re-check cannot judge it (its body is not there yet), so the request
+/// side takes the policy in force once the body is complete.
+#[test]
+fn a_body_still_arriving_at_a_policy_reload_is_decided_by_the_new_policy() {
+    let dir = scratch_dir();
+    let path = dir.join("policy.toml");
+    let policy_text = |privileged: bool| {
+        format!(
+            r#"
+mode = "enforce"
+default_role = "none"
+[[identity]]
+cn = ["tester"]
+role = "ci"
+[role.ci]
+allow = ["read", "containers"]
+[role.ci.containers]
+privileged = {privileged}
+"#
+        )
+    };
+    std::fs::write(&path, policy_text(true)).unwrap();
+    let policy: &'static PolicyInForce = Box::leak(Box::new(PolicyInForce::load(&path).unwrap()));
+    let dial = prepared(vec![]);
+    let mut running = serve_with(dial, policy);
+    let body = r#"{"Image":"busybox","HostConfig":{"Privileged":true}}"#;
+    let request = create(body);
+    let (first, rest) = request.split_at(request.len() - 10);
+    running.client.write_all(first.as_bytes()).unwrap();
+    running.client.flush().unwrap();
+    // The request side has the head and waits for the rest of the body.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !matches!(running.live.activity(), Activity::Request(_)) {
+        assert!(Instant::now() < deadline, "the head was never read");
+        thread::sleep(Duration::from_millis(5));
+    }
+    thread::sleep(Duration::from_millis(100));
+
+    std::fs::write(&path, policy_text(false)).unwrap();
+    policy.reload_if_changed(running.registry, true);
+    running.client.write_all(rest.as_bytes()).unwrap();
+    let (head, body) = read_message(&mut running.client).unwrap();
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        json["message"].as_str().unwrap().contains("Privileged"),
+        "{json}"
+    );
+    assert_eq!(
+        dial.dials.load(Ordering::SeqCst),
+        0,
+        "nothing went to Docker"
+    );
+}

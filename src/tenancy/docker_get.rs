@@ -46,7 +46,11 @@ fn get_within(upstream: &Upstream, path: &str, timeout: Duration) -> io::Result<
     let request = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
     conn.writer.write_all(request.as_bytes())?;
     conn.writer.flush()?;
-    let watchdog = (!reads_bounded).then(|| Watchdog::arm(conn.writer, timeout));
+    let watchdog = if reads_bounded {
+        None
+    } else {
+        Some(Watchdog::arm(conn.writer, timeout)?)
+    };
     let answer = read_answer(conn.reader);
     if watchdog.is_some_and(Watchdog::disarm) {
         // Whatever the aborted read returned, the cause is dockerd's silence.
@@ -102,16 +106,19 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    pub fn arm(mut writer: Box<dyn UpstreamWrite>, deadline: Duration) -> Watchdog {
+    /// An error when no thread could be started (the lookup then fails: a 502).
+    pub fn arm(mut writer: Box<dyn UpstreamWrite>, deadline: Duration) -> io::Result<Watchdog> {
         let (disarm, disarmed) = mpsc::channel::<()>();
-        let thread = thread::spawn(move || match disarmed.recv_timeout(deadline) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                writer.abort();
-                true
-            }
-            _ => false,
-        });
-        Watchdog { disarm, thread }
+        let thread = thread::Builder::new()
+            .name("dockgate-watchdog".into())
+            .spawn(move || match disarmed.recv_timeout(deadline) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    writer.abort();
+                    true
+                }
+                _ => false,
+            })?;
+        Ok(Watchdog { disarm, thread })
     }
 
     /// Stops the watchdog; true when it had already fired (the connection was aborted).
@@ -198,7 +205,7 @@ mod watchdog_tests {
     fn a_fired_watchdog_wakes_a_blocked_read() {
         let (ours, _silent_dockerd) = UnixStream::pair().unwrap();
         let conn = UpstreamConn::from(ours);
-        let watchdog = Watchdog::arm(conn.writer, Duration::from_millis(200));
+        let watchdog = Watchdog::arm(conn.writer, Duration::from_millis(200)).unwrap();
         // A backstop, so that a watchdog that does not wake the read fails the test instead of
         // hanging it.
         conn.reader
@@ -220,7 +227,7 @@ mod watchdog_tests {
     fn a_disarmed_watchdog_leaves_the_connection_alone() {
         let (ours, mut dockerd) = UnixStream::pair().unwrap();
         let conn = UpstreamConn::from(ours);
-        let watchdog = Watchdog::arm(conn.writer, Duration::from_millis(100));
+        let watchdog = Watchdog::arm(conn.writer, Duration::from_millis(100)).unwrap();
         assert!(!watchdog.disarm());
         std::thread::sleep(Duration::from_millis(200));
         std::io::Write::write_all(&mut dockerd, b"x").unwrap();
