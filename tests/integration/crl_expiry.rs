@@ -11,7 +11,7 @@ use crate::common::expect::{
 };
 use crate::common::files::{write_atomically, LiveFiles};
 use crate::common::pki::{sign_crl, sign_crl_at, SERIAL_ALICE, SERIAL_MALLORY};
-use crate::common::util::{fresh_dir, Streaming};
+use crate::common::util::fresh_dir;
 use crate::common::{pki, Docker, GateBuilder};
 
 const HOUR: i64 = 3600;
@@ -124,12 +124,7 @@ fn expired_crl_from_reload_refuses_new_connections_but_cuts_nothing() {
     let files = LiveFiles::new();
     let gate = files.gate("1").start();
     let container = Docker::direct().run_detached(&["sleep", "600"]);
-    let mut session = Streaming::spawn_with_stdin(&mut Docker::via(&gate, &pki.alice).command(&[
-        "exec",
-        "-i",
-        &container.name,
-        "cat",
-    ]));
+    let mut session = Docker::via(&gate, &pki.alice).exec_cat(&container.name);
     session.send_line("before").unwrap();
     session.expect_line("before", Duration::from_secs(15));
 
@@ -164,12 +159,7 @@ fn expired_crl_that_lists_a_client_cuts_her_live_session() {
     let files = LiveFiles::new();
     let gate = files.gate("1").start();
     let container = Docker::direct().run_detached(&["sleep", "600"]);
-    let mut session = Streaming::spawn_with_stdin(&mut Docker::via(&gate, &pki.alice).command(&[
-        "exec",
-        "-i",
-        &container.name,
-        "cat",
-    ]));
+    let mut session = Docker::via(&gate, &pki.alice).exec_cat(&container.name);
     session.send_line("before").unwrap();
     session.expect_line("before", Duration::from_secs(15));
 

@@ -76,12 +76,7 @@ fn metrics_pass_promtool_and_move_with_traffic() {
     assert_cli_refused(&gate, &pki().mallory, "certificate revoked");
     let session = Docker::via(&gate, &pki().alice);
     let container = Docker::direct().run_detached(&["sleep", "600"]);
-    let mut exec = crate::common::util::Streaming::spawn_with_stdin(&mut session.command(&[
-        "exec",
-        "-i",
-        &container.name,
-        "cat",
-    ]));
+    let mut exec = session.exec_cat(&container.name);
     exec.send_line("ping").unwrap();
     exec.expect_line("ping", Duration::from_secs(20));
     gate.sighup();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::common::cli::BIG_TIMEOUT;
 use crate::common::gate::GateBuilder;
 use crate::common::tls::{exchange, RawTls};
-use crate::common::util::{fresh_dir, run_with_timeout, unique_name, Streaming};
+use crate::common::util::{fresh_dir, run_with_timeout, unique_name};
 use crate::common::{pki, Docker, Gate, TEST_IMAGE};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -273,8 +273,7 @@ fn a_reload_cuts_sessions_the_role_lost_and_a_broken_file_keeps_the_policy() {
     let logs = gate.logs_handle();
     let c = Docker::direct().run_detached(&["sleep", "600"]);
     let carol = Docker::via(&gate, &pki().carol);
-    let mut session =
-        Streaming::spawn_with_stdin(&mut carol.command(&["exec", "-i", &c.name, "cat"]));
+    let mut session = carol.exec_cat(&c.name);
     session.send_line("before").unwrap();
     session.expect_line("before", WAIT);
 

@@ -17,16 +17,6 @@ const CUT_WITHIN: Duration = Duration::from_secs(8);
 /// Time allowed for a line to come back through a live session.
 const ECHO_WAIT: Duration = Duration::from_secs(15);
 
-/// `docker exec -i <container> cat` as `id`, its stdin a pipe that stays open.
-fn exec_cat(gate: &Gate, id: &Identity, container: &Container) -> Streaming {
-    Streaming::spawn_with_stdin(&mut Docker::via(gate, id).command(&[
-        "exec",
-        "-i",
-        &container.name,
-        "cat",
-    ]))
-}
-
 /// Writes `line` into an exec session and waits for `cat` to send it back.
 fn echo(session: &mut Streaming, line: &str) {
     session
@@ -71,9 +61,9 @@ fn revoking_alice_cuts_her_live_connections(how: Rewrite) {
     let since = unix_now() - 1;
     let container = Docker::direct().run_detached(&["sleep", "600"]);
     let mut alice_events = events_stream(&gate, alice, &container, since);
-    let mut alice_exec = exec_cat(&gate, alice, &container);
+    let mut alice_exec = Docker::via(&gate, alice).exec_cat(&container.name);
     echo(&mut alice_exec, "alice before the revocation");
-    let mut bob_exec = exec_cat(&gate, bob, &container);
+    let mut bob_exec = Docker::via(&gate, bob).exec_cat(&container.name);
     echo(&mut bob_exec, "bob before the revocation");
 
     let revoked_at = Instant::now();
@@ -200,7 +190,7 @@ fn reload_that_cannot_read_its_files_is_retried() {
         .env("DOCKGATE_TEST_FAIL_RELOAD_READS", "1")
         .start();
     let container = Docker::direct().run_detached(&["sleep", "600"]);
-    let mut alice_exec = exec_cat(&gate, &pki.alice, &container);
+    let mut alice_exec = Docker::via(&gate, &pki.alice).exec_cat(&container.name);
     echo(&mut alice_exec, "alice before the revocation");
 
     files.publish_root_crl(2, &[SERIAL_MALLORY, SERIAL_ALICE], Rewrite::Atomic);
@@ -233,13 +223,7 @@ fn session_is_cut_when_its_certificate_expires() {
     let container = Docker::direct().run_detached(&["sleep", "600"]);
     // Issued once the gate and the container are up, so a slow start cannot eat its life.
     let dora = short_lived_client("dora", 20);
-    let mut exec =
-        Streaming::spawn_with_stdin(&mut Docker::via_cert_dir(&gate, &dora.0).command(&[
-            "exec",
-            "-i",
-            &container.name,
-            "cat",
-        ]));
+    let mut exec = Docker::via_cert_dir(&gate, &dora.0).exec_cat(&container.name);
     echo(&mut exec, "dora while valid");
     let until_expiry = dora.1.duration_since(SystemTime::now()).unwrap_or_default();
     assert!(

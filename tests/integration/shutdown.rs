@@ -29,12 +29,7 @@ fn sigterm_drains_a_log_stream_and_cuts_an_open_exec_session() {
     let shell = direct.run_detached(&["sleep", "600"]);
     let mut logs = docker.stream(&["logs", "-f", &logger.name]);
     logs.expect_line("first", Duration::from_secs(20));
-    let mut exec = crate::common::util::Streaming::spawn_with_stdin(&mut docker.command(&[
-        "exec",
-        "-i",
-        &shell.name,
-        "cat",
-    ]));
+    let mut exec = docker.exec_cat(&shell.name);
     exec.send_line("hello").unwrap();
     exec.expect_line("hello", Duration::from_secs(20));
 

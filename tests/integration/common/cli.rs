@@ -140,6 +140,12 @@ impl Docker {
         Streaming::spawn(&mut self.command(args))
     }
 
+    /// `docker exec -i <container> cat` in the background, its stdin a pipe that stays open:
+    /// a live hijacked session whose every line comes back.
+    pub fn exec_cat(&self, container: &str) -> Streaming {
+        Streaming::spawn_with_stdin(&mut self.command(&["exec", "-i", container, "cat"]))
+    }
+
     /// `docker run -d --name <unique> TEST_IMAGE cmd...`; the container is removed on drop.
     pub fn run_detached(&self, cmd: &[&str]) -> Container {
         let name = unique_name("c");
