@@ -105,6 +105,17 @@ fn read_message(src: &mut impl Read) -> Option<(String, Vec<u8>)> {
     Some((head, body))
 }
 
+/// Reads one of the gate's own answers: its head and its JSON `message`.
+fn read_json_answer(client: &mut TestClient) -> (String, String) {
+    let (head, body) = read_message(client).expect("an answer before the connection ended");
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let message = json["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no JSON message: {json}"))
+        .to_string();
+    (head, message)
+}
+
 fn respond(docker: &mut UnixStream, status: &str, body: &str) {
     write!(
         docker,
@@ -169,11 +180,7 @@ fn keep_alive_requests_are_forwarded_in_order_over_one_lazily_opened_upstream() 
     assert!(head.starts_with("HTTP/1.1 204"), "{head}");
     // Answered: idle again, so a policy reload does not judge the connection by a request
     // that is over. (The response side records it right after writing the answer.)
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while running.live.activity() != Activity::Idle {
-        assert!(Instant::now() < deadline, "{}", running.live.activity());
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_activity(&running.live, |a| *a == Activity::Idle);
 
     running
         .client
@@ -214,12 +221,11 @@ fn a_malformed_first_request_is_answered_400_without_opening_the_upstream() {
         .client
         .write_all(b"POST /x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
         .unwrap();
-    let (head, body) = read_message(&mut running.client).unwrap();
+    let (head, message) = read_json_answer(&mut running.client);
     assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
     assert!(head.contains("Connection: close"), "{head}");
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
-        json["message"],
+        message,
         "dockgate: bad request: both Content-Length and Transfer-Encoding"
     );
     assert!(ends_within(&mut running.client, Duration::from_secs(10)));
@@ -235,11 +241,10 @@ fn an_unreachable_docker_is_a_502_through_the_same_queue() {
         .client
         .write_all(b"GET /_ping HTTP/1.1\r\n\r\n")
         .unwrap();
-    let (head, body) = read_message(&mut running.client).unwrap();
+    let (head, message) = read_json_answer(&mut running.client);
     assert!(head.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{head}");
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
-        json["message"],
+        message,
         "dockgate: cannot reach Docker at unix:///test.sock: refused"
     );
     assert!(ends_within(&mut running.client, Duration::from_secs(10)));
@@ -439,8 +444,13 @@ fn scratch_dir() -> std::path::PathBuf {
 
 fn ci_policy(dir: &std::path::Path) -> &'static PolicyInForce {
     let path = dir.join("policy.toml");
-    std::fs::write(
-        &path,
+    std::fs::write(&path, ci_policy_text("")).unwrap();
+    Box::leak(Box::new(PolicyInForce::load(&path).unwrap()))
+}
+
+/// The tester is `ci`, which may read and use containers; `more` is appended (further tables).
+fn ci_policy_text(more: &str) -> String {
+    format!(
         r#"
 mode = "enforce"
 default_role = "none"
@@ -449,10 +459,18 @@ cn = ["tester"]
 role = "ci"
 [role.ci]
 allow = ["read", "containers"]
-"#,
+{more}
+"#
     )
-    .unwrap();
-    Box::leak(Box::new(PolicyInForce::load(&path).unwrap()))
+}
+
+/// Waits up to 10 s for the connection's activity to satisfy `wanted`.
+fn wait_for_activity(live: &LiveConn, wanted: impl Fn(&Activity) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !wanted(&live.activity()) {
+        assert!(Instant::now() < deadline, "activity: {}", live.activity());
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn create(body: &str) -> String {
@@ -476,11 +494,9 @@ fn a_denied_request_never_reaches_docker_and_the_connection_goes_on() {
         .client
         .write_all(create(privileged).as_bytes())
         .unwrap();
-    let (head, body) = read_message(&mut running.client).unwrap();
+    let (head, message) = read_json_answer(&mut running.client);
     assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
     assert!(!head.contains("Connection: close"), "{head}");
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let message = json["message"].as_str().unwrap();
     assert!(
         message.starts_with("dockgate: access denied: CN=tester (role ci) may not")
             && message.contains("Privileged"),
@@ -653,12 +669,11 @@ fn a_denied_request_whose_unread_chunked_body_is_malformed_is_400_and_closes() {
         .sock
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let (head, body) = read_message(&mut running.client).expect("an answer");
+    let (head, message) = read_json_answer(&mut running.client);
     assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
     assert!(head.contains("Connection: close"), "{head}");
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
-        json["message"],
+        message,
         "dockgate: bad request: malformed chunked body: invalid chunk size"
     );
     assert!(ends_within(&mut running.client, Duration::from_secs(10)));
@@ -673,19 +688,7 @@ fn a_body_still_arriving_at_a_policy_reload_is_decided_by_the_new_policy() {
     let dir = scratch_dir();
     let path = dir.join("policy.toml");
     let policy_text = |privileged: bool| {
-        format!(
-            r#"
-mode = "enforce"
-default_role = "none"
-[[identity]]
-cn = ["tester"]
-role = "ci"
-[role.ci]
-allow = ["read", "containers"]
-[role.ci.containers]
-privileged = {privileged}
-"#
-        )
+        ci_policy_text(&format!("[role.ci.containers]\nprivileged = {privileged}"))
     };
     std::fs::write(&path, policy_text(true)).unwrap();
     let policy: &'static PolicyInForce = Box::leak(Box::new(PolicyInForce::load(&path).unwrap()));
@@ -697,23 +700,15 @@ privileged = {privileged}
     running.client.write_all(first.as_bytes()).unwrap();
     running.client.flush().unwrap();
     // The request side has the head and waits for the rest of the body.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !matches!(running.live.activity(), Activity::Request(_)) {
-        assert!(Instant::now() < deadline, "the head was never read");
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_activity(&running.live, |a| matches!(a, Activity::Request(_)));
     thread::sleep(Duration::from_millis(100));
 
     std::fs::write(&path, policy_text(false)).unwrap();
     policy.reload_if_changed(running.registry, true);
     running.client.write_all(rest.as_bytes()).unwrap();
-    let (head, body) = read_message(&mut running.client).unwrap();
+    let (head, message) = read_json_answer(&mut running.client);
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert!(
-        json["message"].as_str().unwrap().contains("Privileged"),
-        "{json}"
-    );
+    assert!(message.contains("Privileged"), "{message}");
     assert_eq!(
         dial.dials.load(Ordering::SeqCst),
         0,
