@@ -55,6 +55,15 @@ impl GateLogs {
     }
 
     /// Every log line containing all of `needles`.
+    /// Fails the test if a line contains all of `needles`; `what` says what such a line means.
+    pub fn assert_no_line(&self, needles: &[&str], what: &str) {
+        assert!(
+            self.lines_with(needles).is_empty(),
+            "{what}: a line with {needles:?} was logged:\n{}",
+            self.text()
+        );
+    }
+
     pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
         self.text()
             .lines()
