@@ -235,6 +235,30 @@ fn deny(
     decision.field = field;
 }
 
+/// For tests: decides `method target` as the request side would classify it, with a JSON
+/// content type.
+#[cfg(test)]
+impl Policy {
+    pub fn decide_json(
+        &self,
+        who: &CertIdentity,
+        method: &str,
+        target: &str,
+        body: &[u8],
+    ) -> Decision {
+        const JSON: &[(&str, &[u8])] = &[("Content-Type", b"application/json")];
+        self.decide(
+            who,
+            &Request {
+                method,
+                target: &crate::api::classify(method, target),
+                headers: JSON,
+                body,
+            },
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,18 +311,8 @@ allow = ["read"]
         }
     }
 
-    const JSON: &[(&str, &[u8])] = &[("Content-Type", b"application/json")];
-
     fn decide(who: &CertIdentity, method: &str, target: &str, body: &str) -> Decision {
-        policy().decide(
-            who,
-            &Request {
-                method,
-                target: &crate::api::classify(method, target),
-                headers: JSON,
-                body: body.as_bytes(),
-            },
-        )
+        policy().decide_json(who, method, target, body.as_bytes())
     }
 
     fn needs_body(who: &CertIdentity, method: &str, target: &str) -> bool {
@@ -521,16 +535,7 @@ allow = ["read"]
                 target.insert(at, b"%./?#*"[(next() % 6) as usize]);
             }
             let target = String::from_utf8_lossy(&target).into_owned();
-            let headers: &[(&str, &[u8])] = &[("Content-Type", b"application/json")];
-            let d = p.decide(
-                &ci(),
-                &Request {
-                    method: "POST",
-                    target: &crate::api::classify("POST", &target),
-                    headers,
-                    body: &body,
-                },
-            );
+            let d = p.decide_json(&ci(), "POST", &target, &body);
             assert!(!d.message.is_empty());
         }
     }

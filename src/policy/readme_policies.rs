@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::cli::describe;
-use super::decide::{Outcome, Request};
+use super::decide::Outcome;
 use super::{file, CertIdentity, Policy};
 
 const README: &str = include_str!("../../README.md");
@@ -25,19 +25,9 @@ fn readme_policy(name: &str) -> Policy {
     policy
 }
 
-const JSON: &[(&str, &[u8])] = &[("Content-Type", b"application/json")];
-
 fn outcome(policy: &Policy, who: &CertIdentity, method: &str, target: &str, body: &str) -> Outcome {
     policy
-        .decide(
-            who,
-            &Request {
-                method,
-                target: &crate::api::classify(method, target),
-                headers: JSON,
-                body: body.as_bytes(),
-            },
-        )
+        .decide_json(who, method, target, body.as_bytes())
         .outcome
 }
 
