@@ -146,15 +146,15 @@ impl ResponseSide {
                 }
                 Queued::Forwarded(request) => {
                     let mut upstream = self.upstream.take()?;
-                    match self.relay_response(&mut upstream, &request) {
-                        ResponseEnd::KeepAlive => {
-                            self.live.work.request_done();
-                            self.live.request_answered(request.started);
-                            completed_one = true;
-                        }
+                    let end = self.relay_response(&mut upstream, &request);
+                    if !matches!(end, ResponseEnd::Hijacked) {
+                        // Answered (completely or not): a hijacked request is never done.
+                        self.live.work.request_done();
+                        self.live.request_answered(request.started);
+                    }
+                    match end {
+                        ResponseEnd::KeepAlive => completed_one = true,
                         ResponseEnd::Close => {
-                            self.live.work.request_done();
-                            self.live.request_answered(request.started);
                             self.upstream = Some(upstream);
                             return None;
                         }
